@@ -1,0 +1,60 @@
+# One entry point for set-up, demo, tests, benchmarks and lint (open-r1 style).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Offline and isolated: no hub, no analytics, a per-run PREFECT_HOME (set in tests/conftest.py).
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test test-unit test-integration test-slow bench lint format clean
+
+setup: $(STAMP)
+	@scripts/ensure_chromium.sh
+
+# Re-run the install only when the dependency list changes (fast when already done).
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first: the exact CPU wheel, so nothing pulls the CUDA build.
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(1 if u.find_spec('torchvision') else 0)" \
+	  || { echo "torchvision got installed: it breaks transformers here"; exit 1; }
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/videorft demo --workdir demo_out
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-unit: setup
+	$(BIN)/python -m pytest -m "not slow and not integration" -q
+
+test-integration: setup
+	$(BIN)/python -m pytest -m "integration and not slow" -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -q
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py --quick
+
+lint: setup
+	$(BIN)/ruff check curation training flows tests benchmarks
+	$(BIN)/ruff format --check curation training flows tests benchmarks
+
+format: setup
+	$(BIN)/ruff format curation training flows tests benchmarks
+	$(BIN)/ruff check --fix curation training flows tests benchmarks
+
+clean:
+	rm -rf demo_out runs .pytest_cache

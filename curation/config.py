@@ -1,0 +1,146 @@
+"""Curation recipes: one YAML file, validated by pydantic, composed of each module's config slice.
+
+Every slice forbids unknown keys, so a typo fails loudly with the key's dotted path and what was
+expected, instead of silently using a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from curation.filters.config import FilterConfig
+from curation.llm.gateway import EndpointConfig
+from curation.publish.config import PublishConfig
+from curation.sources.config import SourceConfig
+from curation.stages.caption import CaptionConfig
+from curation.stages.draft import DraftConfig
+from curation.stages.revise import ReviseConfig
+from curation.video.config import VideoConfig
+
+LLM_ROLES = ("captioner", "reasoner", "reviser")
+
+
+class RecipeError(ValueError):
+    """A recipe that does not validate; the message names every bad key and what was expected."""
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "run"
+    runs_dir: Path = Path("runs")
+    # Samples per shard task: large enough that Prefect's per-task cost (~tens of ms) is noise,
+    # small enough that a crash loses little work and memory stays bounded.
+    shard_size: int = Field(64, ge=1)
+    # Shard tasks in flight at once (threads); LLM concurrency is bounded by the gateway instead.
+    max_parallel_shards: int = Field(4, ge=1)
+    # Rows that failed last time (endpoint down, decoder error) are retried on a rerun; successful
+    # LLM answers are never re-paid thanks to the response cache.
+    retry_failed: bool = True
+
+
+class LLMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    # Default: <runs_dir>/llm_cache.sqlite, shared by every run under the same runs dir.
+    cache_path: Path | None = None
+
+    def endpoint(self, role: str) -> EndpointConfig:
+        if role not in self.endpoints:
+            raise RecipeError(f"llm.endpoints.{role} is missing (roles: {', '.join(LLM_ROLES)})")
+        return self.endpoints[role]
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    source: SourceConfig
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    draft: DraftConfig = Field(default_factory=DraftConfig)
+    revise: ReviseConfig = Field(default_factory=ReviseConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.runs_dir) / self.run.name
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.llm.cache_path) if self.llm.cache_path else Path(self.run.runs_dir) / "llm_cache.sqlite"
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid recipe {origin}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key (check the spelling; see configs/demo.yaml for the keys)")
+        elif e["type"] == "missing":
+            lines.append(f"  {loc}: required key is missing")
+        else:
+            lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` in string values, so one recipe serves several
+    endpoints (e.g. `base_url: ${VLLM_URL:-http://127.0.0.1:8000/v1}`). Secrets never go here:
+    endpoints name the env var of their key (`api_key_env`) and the gateway reads it at call time."""
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) in os.environ:
+                return os.environ[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise RecipeError(f"recipe uses ${{{m.group(1)}}} but the environment variable is not set")
+
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    return value
+
+
+def recipe_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_error(err, origin)) from None
+
+
+def load_recipe(path: Path | str, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Load a YAML recipe; `overrides` are dotted keys (`source.path`) applied before validation."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise RecipeError(f"recipe not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path} must be a mapping at the top level")
+    data = expand_env(data)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return recipe_from_dict(data, origin=str(path))

@@ -1,0 +1,158 @@
+"""Backend for any OpenAI-compatible HTTP endpoint (`vllm serve`, OpenAI, the simulated endpoint).
+
+Uses the official `openai` AsyncOpenAI client over real HTTP, with its own retries switched off
+(`max_retries=0`): the gateway owns retries so that every backend follows one policy and every
+attempt is counted. Responses are read raw and parsed here, so that a malformed body becomes a
+`MalformedResponseError` instead of an exception from deep inside the client, and so that fields
+the typed client does not know (vLLM's `reasoning_content`) survive untouched.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import openai
+from openai._constants import DEFAULT_CONNECTION_LIMITS
+
+from curation.llm.errors import MalformedResponseError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from curation.llm.gateway import EndpointConfig
+
+# Status codes worth another attempt (the rest of 4xx are the caller's fault). 408/409 follow the
+# openai client's own retry rule: request timeout and lock conflicts clear up by themselves.
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+# A local server needs no key, but the client insists on one.
+NO_KEY = "EMPTY"
+_BODY_EXCERPT = 300
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, `Retry-After` (seconds or HTTP date), or None."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lower:
+        try:
+            return max(0.0, float(lower["retry-after-ms"]) / 1000.0)
+        except ValueError:
+            pass
+    value = lower.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def parse_completion_body(text: str) -> dict[str, Any]:
+    """The chat.completion dict from a 200 body, or MalformedResponseError when it is not one."""
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise MalformedResponseError(f"invalid JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}") from None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedResponseError(f"no choices in body: {text[:80]!r}")
+    if not isinstance(choices[0].get("message"), dict):
+        raise MalformedResponseError(f"choice without a message: {text[:80]!r}")
+    return body
+
+
+def resolve_api_key(api_key_env: str | None) -> str:
+    """The key's value from the named environment variable (never stored anywhere else)."""
+    if not api_key_env:
+        return NO_KEY
+    value = os.environ.get(api_key_env)
+    if value is None:
+        # Only the variable's name goes into the message, never a value.
+        raise ValueError(f"environment variable {api_key_env!r} (api_key_env) is not set")
+    return value
+
+
+class OpenAIBackend:
+    """One AsyncOpenAI client per endpoint; connection pool sized to the endpoint's in-flight bound."""
+
+    def __init__(self, cfg: EndpointConfig) -> None:
+        if not cfg.base_url:
+            raise ValueError(f"backend 'openai' needs a base_url (model {cfg.model!r})")
+        self.model = cfg.model
+        api_key = resolve_api_key(cfg.api_key_env)
+        # Kept only to scrub it from error text a server might echo back; never logged or returned.
+        self._secret = api_key if api_key != NO_KEY else None
+        # The pool class is whatever HTTP library this openai release is built on (httpx or httpx2).
+        limits = type(DEFAULT_CONNECTION_LIMITS)(
+            max_connections=cfg.max_in_flight,
+            max_keepalive_connections=cfg.max_in_flight,
+        )
+        self._client = openai.AsyncOpenAI(
+            base_url=cfg.base_url,
+            api_key=api_key,
+            max_retries=0,
+            timeout=cfg.timeout_s,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=cfg.timeout_s),
+        )
+
+    def __repr__(self) -> str:  # the client's repr is not ours to trust with the key
+        return f"OpenAIBackend(model={self.model!r})"
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        *,
+        timeout: float,
+        headers: dict[str, str],
+    ) -> dict[str, Any]:
+        try:
+            # Every sampling parameter goes through extra_body: the typed signature would reject
+            # server-specific ones (top_k, chat_template_kwargs, guided decoding) with a TypeError.
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=messages,
+                extra_body=params,
+                extra_headers=headers,
+                timeout=timeout,
+            )
+            text = raw.text
+        except openai.APITimeoutError:
+            raise TransientError(f"timeout after {timeout:g}s", kind="timeout") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            msg = self._scrub(f"connection error: {type(cause).__name__}: {cause}")
+            raise TransientError(msg, kind="connection") from None
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        return parse_completion_body(self._scrub(text) if self._secret and self._secret in text else text)
+
+    def _status_error(self, exc: openai.APIStatusError) -> Exception:
+        status = exc.status_code
+        try:
+            body = exc.response.text
+        except Exception:  # a streamed/closed body: the status line is enough
+            body = ""
+        msg = self._scrub(f"HTTP {status}: {body[:_BODY_EXCERPT]}".rstrip(": "))
+        if status in RETRYABLE_STATUS or status >= 500:
+            retry_after = parse_retry_after(exc.response.headers)
+            return TransientError(msg, retry_after=retry_after, kind=f"http_{status}")
+        return PermanentError(msg, kind=f"http_{status}")
+
+    async def aclose(self) -> None:
+        await self._client.close()

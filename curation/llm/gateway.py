@@ -1,0 +1,454 @@
+"""The LLM gateway: every chat completion of every stage goes through here.
+
+It owns what must be the same whatever model answers: a bound on requests in flight per endpoint,
+retries with exponential backoff and full jitter (honouring Retry-After), a per-attempt timeout,
+the persistent response cache, and token / request accounting per role.
+
+Failure policy (one attempt = one call of the backend):
+- connection errors, timeouts, 408/409/429, 5xx: retried up to `max_retries` times.
+- a 200 whose body is not a chat.completion (malformed JSON): retried too. It is a transport
+  failure: nothing usable came back, nothing is cached; when retries run out the result is
+  `ok=False, error="malformed response: ..."`.
+- other 4xx: not retried; `ok=False` with the server's message.
+- `finish_reason == "length"`: not an error here. The result is `ok=True` with that finish reason
+  (and cached: the tokens were paid for); the stage decides to fail the row as "truncated output".
+A request never raises for a model/transport failure: the result records it, so one bad row never
+sinks a shard.
+
+Concurrency: the gateway runs its own event loop on a background thread. `run()` (sync) and
+`complete()` (async, from any loop) both execute there, so several shard threads calling at once
+still share one in-flight bound per endpoint (roles with the same backend + base_url + model
+share it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.llm.backends import Backend, make_backend
+from curation.llm.backends.openai_backend import resolve_api_key
+from curation.llm.cache import ResponseCache, cache_key
+from curation.llm.errors import MalformedResponseError, PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ROLES: tuple[str, ...] = ("captioner", "reasoner", "reviser")
+# The sample id travels as a header: servers (the simulated one) may route on it, but it is never
+# part of the cache key, so identical requests for two samples are one paid request.
+SAMPLE_ID_HEADER = "X-Videorft-Sample-Id"
+# The backend gets `timeout_s` for its own I/O; this outer deadline only catches a backend that
+# ignores it (an in-process model stuck in a C call still blocks its thread, but not the loop).
+_DEADLINE_GRACE_S = 1.0
+
+
+class EndpointConfig(BaseModel):
+    """Where one role's requests go and how hard to push."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["openai", "transformers", "vllm"] = "openai"
+    base_url: str | None = None
+    # Name of the environment variable holding the key; the value is read once and never stored.
+    api_key_env: str | None = None
+    model: str
+    max_in_flight: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    # A server asking for longer than this gets this; protects a run from a wild Retry-After.
+    max_retry_after_s: float = Field(default=300.0, ge=0)
+    # Merged under each request's params (request wins): server-specific knobs such as vLLM's
+    # `top_k` or `chat_template_kwargs`. Part of the cache key, since they change the output.
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    # Backend-specific settings (e.g. transformers: device, dtype); not sent to servers.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def endpoint_key(self) -> tuple[str, str, str]:
+        """Roles whose configs share this key share one backend and one in-flight bound."""
+        return (self.backend, self.base_url or "", self.model)
+
+
+@dataclass
+class ChatRequest:
+    role: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    # The sample id: sent as X-Videorft-Sample-Id, used in logs, never in the cache key.
+    tag: str = ""
+
+
+@dataclass
+class ChatResult:
+    ok: bool
+    content: str = ""
+    reasoning_content: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
+    )
+    # The model that answered, as the server names itself (the simulator says it is not a model).
+    model: str = ""
+    cached: bool = False
+    error: str = ""
+    # Backend calls made for this result (0 when served from the cache).
+    attempts: int = 0
+    # The chat.completion dict as received: the raw output every stage row keeps.
+    raw: dict[str, Any] | None = None
+    # Content address of the request (the cache key), for lineage.
+    key: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+    def full_text(self) -> str:
+        """Reasoning and content back together as `<think>…</think>content` (what R1 emits)."""
+        if self.reasoning_content is None:
+            return self.content
+        return f"<think>{self.reasoning_content}</think>{self.content}"
+
+
+@dataclass
+class RoleStats:
+    requests: int = 0  # requests sent to the endpoint (cache misses)
+    attempts: int = 0  # backend calls, first tries and retries
+    retries: int = 0
+    cache_hits: int = 0
+    ok: int = 0
+    errors: int = 0  # results with ok=False
+    truncated: int = 0  # ok results with finish_reason "length"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    # Failed attempts by kind ("http_429", "timeout", "connection", "malformed", "http_400", ...).
+    failures: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["failures"] = dict(self.failures)
+        return out
+
+
+def split_think(content: str) -> tuple[str | None, str]:
+    """Split a leading `<think>…</think>` block off `content`: (reasoning or None, rest).
+
+    Also handles R1-style output whose opening tag was part of the prompt (content starts with the
+    reasoning and only the closing `</think>` appears).
+    """
+    stripped = content.lstrip()
+    if stripped.startswith("<think>"):
+        end = stripped.find("</think>")
+        if end < 0:  # never closed (e.g. truncated): all of it is reasoning
+            return stripped[len("<think>") :].strip(), ""
+        return stripped[len("<think>") : end].strip(), stripped[end + len("</think>") :].strip()
+    end = content.find("</think>")
+    if end >= 0 and "<think>" not in content[:end]:
+        return content[:end].strip(), content[end + len("</think>") :].strip()
+    return None, content
+
+
+def usage_from_response(response: dict[str, Any]) -> dict[str, int]:
+    usage = response.get("usage") or {}
+    details = usage.get("completion_tokens_details") or {}
+    return {
+        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "reasoning_tokens": int(details.get("reasoning_tokens") or 0),
+    }
+
+
+def result_from_response(response: dict[str, Any], *, key: str, cached: bool, attempts: int) -> ChatResult:
+    """A ChatResult from a (validated) chat.completion dict."""
+    choice = response["choices"][0]
+    message = choice.get("message") or {}
+    content = message.get("content") or ""
+    # vLLM's reasoning parsers put it in `reasoning_content` (newer releases: `reasoning`).
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    inline_reasoning, content = split_think(content)
+    if inline_reasoning is not None:
+        reasoning = f"{reasoning}\n{inline_reasoning}" if reasoning else inline_reasoning
+    return ChatResult(
+        ok=True,
+        content=content,
+        reasoning_content=reasoning,
+        finish_reason=choice.get("finish_reason"),
+        usage=usage_from_response(response),
+        model=str(response.get("model") or ""),
+        cached=cached,
+        attempts=attempts,
+        raw=response,
+        key=key,
+    )
+
+
+def backoff_delay(attempt: int, cfg: EndpointConfig, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based).
+
+    Full jitter (uniform in [0, min(max, base·2^(attempt-1))]) spreads a burst of failures out;
+    a server's Retry-After is a floor, with a little jitter on top so the retries do not return
+    as one wave.
+    """
+    if retry_after is not None:
+        return min(retry_after, cfg.max_retry_after_s) + rng.uniform(0, cfg.backoff_base_s)
+    return rng.uniform(0, min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1)))
+
+
+class _Endpoint:
+    """One backend + one in-flight bound, shared by every role pointing at it."""
+
+    def __init__(self, cfg: EndpointConfig, max_in_flight: int) -> None:
+        self.cfg = cfg
+        self.max_in_flight = max_in_flight
+        self.semaphore = asyncio.Semaphore(max_in_flight)
+        self.backend: Backend | None = None
+
+
+class Gateway:
+    """Chat completions for the pipeline's roles, with retries, bounds, caching and accounting."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, EndpointConfig],
+        cache_path: str | Path | None = None,
+        *,
+        backend_factory: Callable[[EndpointConfig], Backend] = make_backend,
+        seed: int | None = None,
+    ) -> None:
+        self._configs = {role: EndpointConfig.model_validate(cfg) for role, cfg in endpoints.items()}
+        for cfg in self._configs.values():
+            if cfg.backend == "openai":
+                resolve_api_key(cfg.api_key_env)  # fail now on a missing key, not mid-run
+        # Roles sharing an endpoint get the tightest bound any of them asked for.
+        bounds: dict[tuple[str, str, str], int] = {}
+        for cfg in self._configs.values():
+            k = cfg.endpoint_key()
+            bounds[k] = min(bounds.get(k, cfg.max_in_flight), cfg.max_in_flight)
+        shared: dict[tuple[str, str, str], _Endpoint] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        for role, cfg in self._configs.items():
+            k = cfg.endpoint_key()
+            if k not in shared:
+                shared[k] = _Endpoint(cfg, bounds[k])
+            self._endpoints[role] = shared[k]
+        self._backend_factory = backend_factory
+        self._cache = ResponseCache(cache_path) if cache_path is not None else None
+        self._stats = {role: RoleStats() for role in self._configs}
+        self._stats_lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="videorft-llm-gateway", daemon=True)
+        self._thread.start()
+
+    # ---- configuration -------------------------------------------------------------------------
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self._configs)
+
+    def endpoint(self, role: str) -> EndpointConfig:
+        return self._configs[role]
+
+    def in_flight_bound(self, role: str) -> int:
+        return self._endpoints[role].max_in_flight
+
+    # ---- requests ------------------------------------------------------------------------------
+    def run(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        """Complete every request (in order of the input) and block until all are done."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Gateway.run() called on the gateway's own loop; use `await complete_many()`")
+        return self._submit(self._complete_many(list(requests))).result()
+
+    def run_coroutines(self, coros: Sequence[Awaitable[T]]) -> list[T]:
+        """Run stage coroutines (which `await gateway.complete(...)`) on the gateway loop; block.
+
+        Lets a stage write per-row async logic (request, parse, one repair request) while the
+        in-flight bound stays shared with every other caller. Results come back in input order;
+        an exception in one coroutine propagates (wrap rows that must not fail the batch).
+        """
+        if threading.current_thread() is self._thread or self._closed:
+            for coro in coros:  # never started: close them so Python does not warn about them
+                getattr(coro, "close", lambda: None)()
+            raise RuntimeError("Gateway.run_coroutines() needs an open gateway, called from another thread")
+
+        async def gather() -> list[T]:
+            return list(await asyncio.gather(*coros))
+
+        return self._submit(gather()).result()
+
+    async def complete(self, req: ChatRequest) -> ChatResult:
+        """Complete one request; awaitable from any event loop (it runs on the gateway's)."""
+        if self._on_own_loop():
+            return await self._complete(req)
+        return await asyncio.wrap_future(self._submit(self._complete(req)))
+
+    async def complete_many(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        if self._on_own_loop():
+            return await self._complete_many(list(requests))
+        return await asyncio.wrap_future(self._submit(self._complete_many(list(requests))))
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Counters per role, plus "total" summed over roles."""
+        with self._stats_lock:
+            per_role = {role: s.as_dict() for role, s in self._stats.items()}
+        total: dict[str, Any] = {}
+        for s in per_role.values():
+            for name, value in s.items():
+                if name == "failures":
+                    total.setdefault(name, Counter()).update(value)
+                else:
+                    total[name] = total.get(name, 0) + value
+        total["failures"] = dict(total.get("failures", {}))
+        per_role["total"] = total
+        return per_role
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Cancel what is still running, close backends and the cache, stop the loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._aclose(), self._loop).result(timeout=60)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=60)
+            if not self._thread.is_alive():
+                self._loop.close()
+            if self._cache is not None:
+                self._cache.close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        roles = ", ".join(f"{r}={c.model!r}@{c.base_url or c.backend}" for r, c in self._configs.items())
+        return f"Gateway({roles})"
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _on_own_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _submit(self, coro: Any) -> Future:
+        if self._closed:
+            coro.close()
+            raise RuntimeError("gateway is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    async def _complete_many(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        return list(await asyncio.gather(*(self._complete(r) for r in requests)))
+
+    def _count(self, role: str, **deltas: int) -> None:
+        with self._stats_lock:
+            s = self._stats[role]
+            for name, delta in deltas.items():
+                setattr(s, name, getattr(s, name) + delta)
+
+    def _backend(self, endpoint: _Endpoint) -> Backend:
+        if endpoint.backend is None:
+            endpoint.backend = self._backend_factory(endpoint.cfg)
+        return endpoint.backend
+
+    async def _complete(self, req: ChatRequest) -> ChatResult:
+        if req.role not in self._configs:
+            raise ValueError(f"no endpoint configured for role {req.role!r} (have {sorted(self._configs)})")
+        cfg = self._configs[req.role]
+        endpoint = self._endpoints[req.role]
+        params = {**cfg.extra_body, **req.params}
+        key = cache_key(cfg.model, req.messages, params)
+        if self._cache is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._count(req.role, cache_hits=1)
+                return result_from_response(hit, key=key, cached=True, attempts=0)
+
+        self._count(req.role, requests=1)
+        headers = {SAMPLE_ID_HEADER: req.tag} if req.tag else {}
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(req.role, attempts=1, retries=int(attempt > 1))
+            # Built on first use, outside the try: a backend that cannot be built (missing extra,
+            # bad model path) is a configuration error and must stop the run, not fail each row.
+            backend = self._backend(endpoint)
+            try:
+                async with endpoint.semaphore:
+                    async with asyncio.timeout(cfg.timeout_s + _DEADLINE_GRACE_S):
+                        response = await backend.chat(req.messages, params, timeout=cfg.timeout_s, headers=headers)
+            except TimeoutError:
+                error: Exception = TransientError(f"timeout after {cfg.timeout_s:g}s", kind="timeout")
+            except (TransientError, PermanentError) as exc:
+                error = exc
+            except Exception as exc:  # a backend bug: fail this row loudly, keep the shard going
+                log.exception("%s %s: backend raised unexpectedly", req.role, req.tag)
+                error = PermanentError(f"backend error: {type(exc).__name__}: {exc}", kind="backend_error")
+            else:
+                return self._record_success(req.role, key, response, attempt)
+
+            self._record_failure(req.role, error)
+            if isinstance(error, PermanentError) or attempt > cfg.max_retries:
+                return self._final_failure(req, key, error, attempt)
+            delay = backoff_delay(attempt, cfg, getattr(error, "retry_after", None), self._rng)
+            log.info("%s %s: attempt %d failed (%s); retrying in %.2fs", req.role, req.tag, attempt, error, delay)
+            await asyncio.sleep(delay)
+
+    def _record_success(self, role: str, key: str, response: dict[str, Any], attempt: int) -> ChatResult:
+        cfg = self._configs[role]
+        # Stored before anything interprets it: a response that later fails to parse was paid for.
+        if self._cache is not None:
+            self._cache.put(key, cfg.model, response)
+        result = result_from_response(response, key=key, cached=False, attempts=attempt)
+        self._count(
+            role,
+            ok=1,
+            truncated=int(result.truncated),
+            prompt_tokens=result.usage["prompt_tokens"],
+            completion_tokens=result.usage["completion_tokens"],
+            reasoning_tokens=result.usage["reasoning_tokens"],
+        )
+        return result
+
+    def _record_failure(self, role: str, error: Exception) -> None:
+        with self._stats_lock:
+            self._stats[role].failures[getattr(error, "kind", type(error).__name__)] += 1
+
+    def _final_failure(self, req: ChatRequest, key: str, error: Exception, attempts: int) -> ChatResult:
+        self._count(req.role, errors=1)
+        if isinstance(error, MalformedResponseError):
+            message = f"malformed response: {error} (after {attempts} attempts)"
+        elif isinstance(error, TransientError):
+            message = f"{error} (gave up after {attempts} attempts)"
+        else:
+            message = str(error)
+        log.warning("%s %s: request failed: %s", req.role, req.tag, message)
+        return ChatResult(ok=False, error=message, attempts=attempts, key=key)
+
+    async def _aclose(self) -> None:
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        seen: set[int] = set()
+        for endpoint in self._endpoints.values():
+            if endpoint.backend is not None and id(endpoint.backend) not in seen:
+                seen.add(id(endpoint.backend))
+                await endpoint.backend.aclose()

@@ -1,0 +1,505 @@
+"""The simulated OpenAI-compatible endpoint: answers for synthetic samples from their ground truth.
+
+NOT A MODEL. It names itself so in every response's `model` field and in an
+`X-Videorft-Simulated: true` header, so nothing downstream can mistake its output for a model's.
+It serves the demo, the tests and the benchmarks:
+
+- `POST /v1/chat/completions`: finds the sample by the `X-Videorft-Sample-Id` header among the
+  synthetic `annotations.jsonl` files it loaded, the stage by the `[videorft-stage: ...]` marker
+  in the prompt, and answers from the sample's `meta` (see sim_answers.py). Unknown samples get a
+  valid, clearly generic answer.
+- Transport realism: latency (mean ± jitter), a capacity (requests in service at once; the rest
+  queue), and faults (500, 429 + Retry-After, hang past the client's timeout, malformed JSON body,
+  truncated output with finish_reason "length"), each decided by hashing (request, arrival number)
+  so a retry of the same request can succeed and the request order does not matter.
+- `GET /v1/models`, `GET /health`, `GET /sim/stats` (counters), `POST /sim/reset`.
+
+Run: `videorft sim-server --port 8000 --annotations data/annotations.jsonl`, or in tests
+`with running_sim_server(SimConfig(...)) as base_url: ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from curation.llm import sim_answers as answers
+from curation.llm.sim_config import (
+    FAULT_KINDS,
+    SIM_MODEL_NAME,
+    FaultRates,
+    Plants,
+    SimConfig,
+    latency_for,
+    plants,
+    transport_fault,
+    unit_hash,
+)
+from curation.llm.sim_scene import scene_from_meta
+from curation.records import sample_id
+
+__all__ = [
+    "FAULT_KINDS",
+    "SIM_MODEL_NAME",
+    "FaultRates",
+    "Plants",
+    "SimConfig",
+    "build_app",
+    "load_samples",
+    "main",
+    "plants",
+    "request_hash",
+    "reset_sim_stats",
+    "running_sim_server",
+    "serve",
+    "sim_stats",
+    "transport_fault",
+    "unit_hash",
+]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ID_HEADER = "x-videorft-sample-id"  # same as curation.llm.gateway.SAMPLE_ID_HEADER
+_READY_LINE = "videorft-sim listening on "
+
+
+def load_samples(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """Synthetic annotation rows by sample id (id computed as curation.records.sample_id does)."""
+    samples: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                sid = sample_id(row.get("data_source", ""), row.get("media_path", ""), row.get("problem", ""))
+                samples[sid] = row
+                if row.get("id"):
+                    samples[str(row["id"])] = row
+    return samples
+
+
+def request_hash(body: bytes, tag: str) -> str:
+    """Identity of a request for fault decisions: its exact body plus the sample tag."""
+    return hashlib.sha256(tag.encode("utf-8") + b"\n" + body).hexdigest()
+
+
+class SimState:
+    """Counters and per-request arrival numbers; touched only on the server's event loop."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg = cfg
+        self.samples = load_samples(cfg.annotations)
+        self._capacity: asyncio.Semaphore | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.arrivals: Counter[str] = Counter()
+        self.succeeded: set[str] = set()
+        self.counts: Counter[str] = Counter()
+        self.stages: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.in_service = 0
+        self.max_in_service = 0
+
+    @property
+    def capacity(self) -> asyncio.Semaphore:
+        if self._capacity is None:  # created on the server's loop
+            self._capacity = asyncio.Semaphore(self.cfg.capacity)
+        return self._capacity
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: self.counts.get(k, 0) for k in ("requests", "ok", "unknown_sample", "bad_request")}
+        out.update({k: self.counts.get(k, 0) for k in FAULT_KINDS})
+        out.update(
+            distinct_requests=len(self.arrivals),
+            # A request arriving again after it was once answered successfully: a client that
+            # re-pays for an answer it already had (should stay 0 behind the gateway).
+            resent_after_success=self.counts.get("resent_after_success", 0),
+            in_flight=self.in_flight,
+            max_in_flight=self.max_in_flight,
+            max_in_service=self.max_in_service,
+            stages=dict(self.stages),
+            samples_loaded=len({id(v) for v in self.samples.values()}),
+            model=self.cfg.model_name,
+        )
+        return out
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return JSONResponse(body, status_code=status, headers={"X-Videorft-Simulated": "true", **(headers or {})})
+
+
+def _retry_after_value(cfg: SimConfig) -> str:
+    if cfg.retry_after_http_date:
+        return email.utils.formatdate(time.time() + cfg.retry_after_s, usegmt=True)
+    s = cfg.retry_after_s
+    return str(int(s)) if float(s).is_integer() else f"{s:g}"
+
+
+def completion_body(
+    cfg: SimConfig,
+    rhash: str,
+    messages: list[dict[str, Any]],
+    content: str,
+    reasoning: str | None,
+    finish_reason: str,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    usage: dict[str, Any] = {"prompt_tokens": answers.prompt_tokens(messages)}
+    completion = answers.estimate_tokens(content)
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning
+        r = answers.estimate_tokens(reasoning)
+        completion += r
+        usage["completion_tokens_details"] = {"reasoning_tokens": r}
+    usage["completion_tokens"] = completion
+    usage["total_tokens"] = usage["prompt_tokens"] + completion
+    return {
+        "id": f"chatcmpl-sim-{rhash[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": cfg.model_name,
+        "system_fingerprint": "videorft-simulated-endpoint",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage,
+    }
+
+
+def answer_content(state: SimState, tag: str, messages: list[dict[str, Any]]) -> tuple[str, str | None, str]:
+    """(content, reasoning_content or None, stage) for a request; pure given the state's samples."""
+    cfg = state.cfg
+    stage = answers.detect_stage(messages) or "none"
+    sample = state.samples.get(tag) if tag else None
+    if stage == "none":
+        return answers.generic_reply(), None, stage
+    if sample is None:
+        state.counts["unknown_sample"] += 1
+        if stage == "caption":
+            return answers.generic_caption_json(answers.frame_times(messages, 1.0)), None, stage
+        if stage == "draft":
+            reasoning, final = answers.generic_draft_parts(messages)
+        else:
+            return answers.generic_revise_content(messages), None, stage
+    else:
+        scene = scene_from_meta(sample.get("meta") or {})
+        planted = plants(tag, cfg)
+        if stage == "caption":
+            return answers.caption_json(scene, answers.frame_times(messages, scene.duration)), None, stage
+        if stage == "revise":
+            return answers.revise_content(sample, scene, planted), None, stage
+        reasoning, final = answers.draft_parts(sample, scene, planted)
+    if cfg.reasoning_mode == "field":
+        return final, reasoning, stage
+    return f"<think>{reasoning}</think>\n{final}", None, stage
+
+
+async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
+    """Sleep up to `seconds`; return False early if the client went away (its timeout fired)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(0.05, left))
+        if await request.is_disconnected():
+            return False
+    return True
+
+
+def build_app(cfg: SimConfig) -> Starlette:
+    state = SimState(cfg)
+    sim_headers = {"X-Videorft-Simulated": "true"}
+
+    async def chat_completions(request: Request) -> Response:
+        body = await request.body()
+        tag = request.headers.get(SAMPLE_ID_HEADER, "")
+        rhash = request_hash(body, tag)
+        state.counts["requests"] += 1
+        state.arrivals[rhash] += 1
+        attempt = state.arrivals[rhash]
+        if rhash in state.succeeded:
+            state.counts["resent_after_success"] += 1
+        try:
+            payload = json.loads(body)
+            messages = payload["messages"]
+            if not isinstance(messages, list) or not messages:
+                raise TypeError("messages must be a non-empty list")
+        except (ValueError, KeyError, TypeError) as exc:
+            state.counts["bad_request"] += 1
+            return _error(400, f"invalid request: {exc}", "invalid_request_error")
+
+        fault = transport_fault(rhash, attempt, cfg)
+        if fault == "rate_limited":  # refused at the door: no capacity used, no latency
+            state.counts["rate_limited"] += 1
+            return _error(429, "simulated rate limit", "rate_limit_error", {"Retry-After": _retry_after_value(cfg)})
+
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            async with state.capacity:
+                state.in_service += 1
+                state.max_in_service = max(state.max_in_service, state.in_service)
+                try:
+                    if fault == "hang":
+                        state.counts["hang"] += 1
+                        if not await _sleep_unless_disconnected(request, cfg.hang_s):
+                            return Response(status_code=499)  # nobody is listening any more
+                    else:
+                        delay = latency_for(rhash, attempt, cfg)
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    if fault == "server_error":
+                        state.counts["server_error"] += 1
+                        return _error(500, "simulated internal server error", "server_error")
+                    content, reasoning, stage = answer_content(state, tag, messages)
+                    state.stages[stage] += 1
+                    if fault == "malformed":
+                        state.counts["malformed"] += 1
+                        cut = json.dumps(completion_body(cfg, rhash, messages, content, reasoning, "stop"))
+                        return Response(cut[: max(10, len(cut) // 3)], media_type="application/json", headers=sim_headers)
+                    finish = "stop"
+                    if fault == "truncated":
+                        state.counts["truncated"] += 1
+                        content, reasoning, finish = content[: len(content) // 2], reasoning, "length"
+                        if reasoning is not None:  # cut inside the reasoning: no answer yet
+                            content, reasoning = "", reasoning[: len(reasoning) // 2]
+                    elif fault is None:
+                        state.counts["ok"] += 1
+                    state.succeeded.add(rhash)
+                    return JSONResponse(
+                        completion_body(cfg, rhash, messages, content, reasoning, finish), headers=sim_headers
+                    )
+                finally:
+                    state.in_service -= 1
+        finally:
+            state.in_flight -= 1
+
+    async def models(_: Request) -> Response:
+        data = [{"id": cfg.model_name, "object": "model", "created": 0, "owned_by": "videorft-simulator"}]
+        return JSONResponse({"object": "list", "data": data}, headers=sim_headers)
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": cfg.model_name})
+
+    async def stats(_: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    async def reset(_: Request) -> Response:
+        state.reset()
+        return JSONResponse({"status": "reset"})
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/sim/stats", stats, methods=["GET"]),
+            Route("/sim/reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.sim = state
+    return app
+
+
+# ---- running it -----------------------------------------------------------------------------------
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn_server(cfg: SimConfig) -> uvicorn.Server:
+    config = uvicorn.Config(
+        build_app(cfg),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+        backlog=2048,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(host: str, port: int, cfg: SimConfig | None = None) -> None:
+    """Run the simulated endpoint in the foreground until interrupted."""
+    cfg = (cfg or SimConfig()).model_copy(update={"host": host, "port": port})
+    sock = _bind(host, port)
+    actual = sock.getsockname()[1]
+    # One line on stdout, read by running_sim_server(subprocess=True) to learn a free port.
+    print(f"{_READY_LINE}http://{host}:{actual}/v1", flush=True)
+    print(f"  model name: {cfg.model_name!r}; NOT a real model", file=sys.stderr, flush=True)
+    _uvicorn_server(cfg).run(sockets=[sock])
+
+
+def _root(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
+def _get_json(url: str, method: str = "GET", timeout: float = 5.0) -> dict[str, Any]:
+    import httpx
+
+    # trust_env=False: never route a local call through a proxy from the environment.
+    with httpx.Client(trust_env=False, timeout=timeout) as client:
+        r = client.request(method, url)
+        r.raise_for_status()
+        return r.json()
+
+
+def sim_stats(base_url: str) -> dict[str, Any]:
+    """The simulator's counters (see SimState.stats)."""
+    return _get_json(f"{_root(base_url)}/sim/stats")
+
+
+def reset_sim_stats(base_url: str) -> None:
+    _get_json(f"{_root(base_url)}/sim/reset", method="POST")
+
+
+def _wait_healthy(base_url: str, timeout: float, alive: Any = lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("simulated endpoint exited during start-up")
+        try:
+            _get_json(f"{_root(base_url)}/health", timeout=1.0)
+            return
+        except Exception as exc:  # not up yet
+            last = exc
+            time.sleep(0.05)
+    raise TimeoutError(f"simulated endpoint at {base_url} not healthy after {timeout}s: {last}")
+
+
+@contextlib.contextmanager
+def running_sim_server(
+    cfg: SimConfig | None = None, *, subprocess: bool = False, startup_timeout_s: float = 30.0
+) -> Iterator[str]:
+    """Start the simulated endpoint, yield its base URL ("http://127.0.0.1:P/v1"), stop it on exit.
+
+    In a background thread by default (fast start, shares the caller's process); in a child
+    process with `subprocess=True`, so that a benchmark's client and server do not share one GIL.
+    """
+    cfg = cfg or SimConfig()
+    if subprocess:
+        with _running_in_subprocess(cfg, startup_timeout_s) as url:
+            yield url
+        return
+    sock = _bind(cfg.host, cfg.port)
+    base_url = f"http://{cfg.host}:{sock.getsockname()[1]}/v1"
+    server = _uvicorn_server(cfg)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="videorft-sim", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("simulated endpoint failed to start")
+            time.sleep(0.01)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@contextlib.contextmanager
+def _running_in_subprocess(cfg: SimConfig, startup_timeout_s: float) -> Iterator[str]:
+    import subprocess as sp
+
+    cmd = [sys.executable, "-m", "curation.llm.sim_server", "--config-json", cfg.model_dump_json()]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = sp.Popen(cmd, stdout=sp.PIPE, text=True, env=env)
+    try:
+        line_box: list[str] = []
+        reader = threading.Thread(target=lambda: line_box.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(startup_timeout_s)
+        line = line_box[0] if line_box else ""
+        if not line.startswith(_READY_LINE):
+            raise RuntimeError(f"simulated endpoint did not start (got {line!r})")
+        base_url = line[len(_READY_LINE) :].strip()
+        _wait_healthy(base_url, startup_timeout_s, alive=lambda: proc.poll() is None)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except sp.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def parse_args(argv: list[str] | None) -> tuple[str, int, SimConfig]:
+    p = argparse.ArgumentParser(
+        prog="videorft sim-server",
+        description="Simulated OpenAI-compatible endpoint for synthetic samples (NOT a model).",
+    )
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--annotations", type=Path, action="append", default=None, help="annotations.jsonl (repeatable)")
+    p.add_argument("--config", type=Path, help="YAML/JSON file with SimConfig fields")
+    p.add_argument("--config-json", help="SimConfig as a JSON string")
+    p.add_argument("--latency", type=float, help="mean latency in seconds")
+    p.add_argument("--jitter", type=float)
+    p.add_argument("--capacity", type=int)
+    p.add_argument("--fault-rate", type=float, help="total fault rate, spread evenly over every kind")
+    p.add_argument("--seed", type=int)
+    a = p.parse_args(argv)
+    data: dict[str, Any] = {}
+    if a.config:
+        import yaml
+
+        data.update(yaml.safe_load(a.config.read_text()) or {})
+    if a.config_json:
+        data.update(json.loads(a.config_json))
+    for key, value in (
+        ("host", a.host),
+        ("port", a.port),
+        ("annotations", a.annotations),
+        ("latency_s", a.latency),
+        ("jitter_s", a.jitter),
+        ("capacity", a.capacity),
+        ("seed", a.seed),
+    ):
+        if value is not None:
+            data[key] = value
+    if a.fault_rate is not None:
+        data["faults"] = FaultRates.spread(a.fault_rate).model_dump()
+    cfg = SimConfig.model_validate(data)
+    return cfg.host, cfg.port, cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    host, port, cfg = parse_args(argv)
+    serve(host, port, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The run report: one self-contained HTML file (inline CSS, JS, data and thumbnails; no network).
+
+Python does the heavy lifting once, at build time: it joins the stage tables into one view per
+sample, computes the draft/revision word diffs, makes the thumbnails and the statistics. The page
+gets the samples as a single JSON blob and a small vanilla script renders one page of the table at
+a time and a sample's detail only when it is opened, so a 1,000-sample report opens quickly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from curation.report.diff import diff_stats
+from curation.report.load import STAGES, load_views
+from curation.report.stats import facets, published_stats, run_info, stage_summary, totals
+from curation.report.thumbs import ThumbStore, pick_frames
+from curation.store import atomic_write_bytes
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Long model reasoning (R1's reasoning channel runs to thousands of tokens) would dominate the
+# page's weight; the report shows the head, `videorft inspect` shows everything.
+MAX_REASONING_CHARS = 2_000
+
+
+def write_report(
+    run_dir: Path | str,
+    out: Path | None = None,
+    *,
+    table_frames: int = 4,
+    detail_frames: int = 8,
+    thumb_width: int = 96,
+    thumb_quality: int = 65,
+    thumb_budget_mb: float = 12.0,
+) -> Path:
+    """Write the run's report (default `run_dir/report.html`) and return its path.
+
+    Thumbnails: `table_frames` per sample in the table, up to `detail_frames` in the detail view.
+    Table thumbnails are made first for every sample, then the extra detail frames rank by rank,
+    until `thumb_budget_mb` of thumbnail data is embedded: a huge run degrades to fewer detail
+    frames rather than to a report too heavy to open.
+    """
+    run_dir = Path(run_dir)
+    store, views = load_views(run_dir)
+    manifest = store.manifest.data
+    thumbs = ThumbStore(thumb_width, thumb_quality, budget_bytes=int(thumb_budget_mb * 1024 * 1024))
+    plans = _add_thumbnails(run_dir, views, thumbs, table_frames, detail_frames)
+    data = {
+        "stages": list(STAGES),
+        "thumbs": thumbs.urls,
+        "samples": [_payload(run_dir, v, plan, thumbs) for v, plan in zip(views, plans, strict=True)],
+    }
+    summary = stage_summary(manifest, views)
+    context = {
+        "run_name": run_dir.resolve().name,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "summary": summary,
+        "totals": totals(summary, views),
+        "first_in": max((s["in"] for s in summary), default=0),
+        "info": run_info(manifest),
+        "facets": facets(views),
+        "published": published_stats(run_dir, manifest, views),
+        "css": Markup(_raw("report.css")),
+        "js": Markup(_raw("report.js")),
+        "data_json": Markup(embed_json(data)),
+    }
+    html = _env().get_template("report.html.jinja").render(**context)
+    target = Path(out) if out is not None else run_dir / "report.html"
+    atomic_write_bytes(target, html.encode("utf-8"))
+    return target
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: no "<" can close the element early."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which of a sample's frames get thumbnails: `table` ones first, then `extra` in rank order."""
+
+    table: list[int]
+    extra: list[int]
+
+    @property
+    def detail(self) -> list[int]:
+        return sorted(self.table + self.extra)
+
+
+def plan_frames(n: int, table_frames: int, detail_frames: int) -> FramePlan:
+    table = pick_frames(n, min(table_frames, detail_frames))
+    extra = [i for i in pick_frames(n, max(detail_frames, len(table))) if i not in table]
+    return FramePlan(table, extra)
+
+
+def _add_thumbnails(
+    run_dir: Path, views: list[dict[str, Any]], thumbs: ThumbStore, table_frames: int, detail_frames: int
+) -> list[FramePlan]:
+    plans = [plan_frames(len(v["frames"]), table_frames, detail_frames) for v in views]
+
+    def path(v: dict[str, Any], i: int) -> Path:
+        return run_dir / v["frames"][i]["path"]
+
+    # Every table thumbnail before any extra one, then extras rank by rank: when the budget runs
+    # out, each sample has lost the same number of detail frames, and none its table frames.
+    pairs = list(zip(views, plans, strict=True))
+    thumbs.add_many(path(v, i) for v, plan in pairs for i in plan.table)
+    for rank in range(max((len(p.extra) for p in plans), default=0)):
+        thumbs.add_many(path(v, plan.extra[rank]) for v, plan in pairs if rank < len(plan.extra))
+    return plans
+
+
+def _payload(run_dir: Path, view: dict[str, Any], plan: FramePlan, thumbs: ThumbStore) -> dict[str, Any]:
+    """What the page needs of one sample (drops what only `inspect` shows, like stage keys)."""
+    frames = view["frames"]
+
+    def thumb(i: int) -> int | None:
+        return thumbs.index(run_dir / frames[i]["path"])
+
+    draft, revision = view["draft"] or {}, view["revision"] or {}
+    reasoning = draft.get("reasoning", "")
+    diff = view["diff"]
+    return {
+        "id": view["id"],
+        "status": view["status"],
+        "stopped_at": view["stopped_at"],
+        "reason": view["reason"],
+        "problem_type": view["problem_type"],
+        "data_source": view["data_source"],
+        "data_type": view["data_type"],
+        "media_path": view["media_path"],
+        "problem": view["problem"],
+        "options": view["options"],
+        "solution": view["solution"],
+        "stages": [[s, r["status"], r["reason"]] for s, r in view["stages"].items()],
+        "thumbs": [t for i in plan.table if (t := thumb(i)) is not None],
+        "frames": [[thumb(i), frames[i]["timestamp"]] for i in plan.detail],
+        "n_frames": len(frames),
+        "video": view["video"],
+        "caption": view["caption"],
+        "draft_answer": draft.get("answer", ""),
+        "answer": revision.get("answer", ""),
+        "reasoning": reasoning[:MAX_REASONING_CHARS],
+        "reasoning_chars": len(reasoning),
+        "diff": [list(seg) for seg in diff] if diff else None,
+        "diff_stats": diff_stats(diff) if diff else None,
+        # Without a diff (one side missing) the page shows the side that exists as plain text.
+        "draft_text": "" if diff else draft.get("text", ""),
+        "revised_text": "" if diff else revision.get("text", ""),
+        "verdicts": (view["filter"] or {}).get("verdicts"),
+        "scores": (view["filter"] or {}).get("scores"),
+        "llm": view["llm"],
+    }
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "jinja"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_num
+    env.filters["duration"] = fmt_duration
+    env.filters["pct"] = fmt_pct
+    return env
+
+
+def _raw(name: str) -> str:
+    """A template file's text as is: CSS and JS are not Jinja (their braces would confuse it)."""
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def fmt_num(value: Any) -> str:
+    """1234567 -> "1,234,567"; floats get at most two decimals; None -> "–"."""
+    if value is None:
+        return "\u2013"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}"
+    return f"{int(value):,}"
+
+
+def fmt_duration(seconds: Any) -> str:
+    s = float(seconds or 0)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+
+
+def fmt_pct(ratio: Any) -> str:
+    return "\u2013" if ratio is None else f"{100 * float(ratio):.1f}%"

@@ -1,0 +1,299 @@
+"""Figures for the report's summary and published-set sections, as plain data (no HTML here).
+
+Counts come from the stage tables when a stage has one (that is what the run holds now) and from
+the manifest otherwise; timings, reuse and LLM counters come from the manifest, falling back to
+the rows' own bookkeeping columns for runs whose manifest lacks them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.report.load import LLM_STAGES, STAGES, strip_think
+
+STATUSES = ("ok", "rejected", "failed")
+LLM_KEYS = ("llm_requests", "llm_cache_hits", "llm_retries", "llm_errors")
+TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "reasoning_tokens")
+
+# Manifest entries shown in "run info" must never leak a credential, even if someone adds one.
+_SECRET_KEY_RE = re.compile(r"(?i)(api[_-]?key|secret|passw|authori[sz]ation|bearer|credential|cookie)")
+_SECRET_VALUE_RE = re.compile(r"(?i)^(sk-|hf_|bearer\s|ghp_|xox[bp]-)")
+_HIDDEN_TOP = {"stages", "history", "publish"}
+
+
+def stage_summary(manifest: dict[str, Any], views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per stage that ran, in pipeline order."""
+    mstages = manifest.get("stages") or {}
+    out = []
+    for stage in STAGES:
+        rows = [v["stages"][stage] for v in views if stage in v["stages"]]
+        entry = mstages.get(stage) or {}
+        if not rows and not entry:
+            continue
+        if rows:
+            counts = Counter(r["status"] or "failed" for r in rows)
+            reasons = Counter(
+                f"{r['status']}: {r['reason'] or '(no reason given)'}" for r in rows if r["status"] != "ok"
+            )
+            n_in = len(rows)
+        else:
+            counts = Counter({s: int(entry.get(s, 0)) for s in STATUSES})
+            reasons = Counter({k: int(v) for k, v in (entry.get("reasons") or {}).items()})
+            n_in = int(entry.get("in", sum(counts.values())))
+        llm = {k: int(entry.get(k, 0) or 0) for k in (*LLM_KEYS, *TOKEN_KEYS)}
+        if stage in LLM_STAGES and not any(llm.values()):
+            llm = _llm_from_rows(stage, views)
+        out.append(
+            {
+                "stage": stage,
+                "in": n_in,
+                **{s: counts.get(s, 0) for s in STATUSES},
+                "reused": int(entry.get("reused", 0) or 0),
+                "computed": int(entry.get("computed", 0) or 0),
+                "seconds": float(entry.get("seconds", 0.0) or 0.0),
+                "shards": int(entry.get("shards", 0) or 0),
+                **llm,
+                "tokens": sum(llm[k] for k in TOKEN_KEYS),
+                "cache_rate": _ratio(llm["llm_cache_hits"], llm["llm_requests"] + llm["llm_cache_hits"]),
+                "reasons": [{"reason": k, "count": v} for k, v in reasons.most_common()],
+            }
+        )
+    return out
+
+
+def _llm_from_rows(stage: str, views: list[dict[str, Any]]) -> dict[str, int]:
+    rows = [v["llm"][stage] for v in views if stage in v["llm"]]
+    out = dict.fromkeys((*LLM_KEYS, *TOKEN_KEYS), 0)
+    out["llm_requests"] = sum(r["requests"] for r in rows)
+    out["llm_cache_hits"] = sum(r["cache_hits"] for r in rows)
+    for k in TOKEN_KEYS:
+        out[k] = sum(r[k] for r in rows)
+    return out
+
+
+def totals(summary: list[dict[str, Any]], views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Headline figures for the top of the report."""
+    final = Counter(v["status"] for v in views)
+    # "kept" means made it through the filter; before a filter ran, nothing is kept yet.
+    kept = sum(1 for v in views if v["stages"].get("filter", {}).get("status") == "ok")
+    requests = sum(s["llm_requests"] for s in summary)
+    hits = sum(s["llm_cache_hits"] for s in summary)
+    return {
+        "samples": len(views),
+        "kept": kept,
+        "filtered": any("filter" in v["stages"] for v in views),
+        "ok": final.get("ok", 0),
+        "rejected": final.get("rejected", 0),
+        "failed": final.get("failed", 0),
+        "requests": requests,
+        "cache_hits": hits,
+        "cache_rate": _ratio(hits, requests + hits),
+        **{k: sum(s[k] for s in summary) for k in TOKEN_KEYS},
+        "tokens": sum(s["tokens"] for s in summary),
+        "seconds": sum(s["seconds"] for s in summary),
+    }
+
+
+def run_info(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """Scalar manifest entries (config hash, models, prompt hashes...), one nesting level flattened."""
+    items: list[tuple[str, str]] = []
+
+    def add(key: str, value: Any) -> None:
+        if _SECRET_KEY_RE.search(key):
+            return
+        if isinstance(value, dict):
+            return
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if _SECRET_VALUE_RE.search(text):
+            text = "(redacted)"
+        items.append((key, text if len(text) <= 160 else text[:157] + "..."))
+
+    for key, value in sorted(manifest.items()):
+        if key in _HIDDEN_TOP or _SECRET_KEY_RE.search(key):
+            continue
+        if isinstance(value, dict):
+            for sub, subvalue in sorted(value.items()):
+                add(f"{key}.{sub}", subvalue)
+        else:
+            add(key, value)
+    return items
+
+
+def facets(views: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
+    """Values (with counts) offered by the table's filter menus."""
+    stage_rank = {s: i for i, s in enumerate(STAGES)}
+    by_stage = Counter(v["stopped_at"] for v in views if v["stopped_at"])
+    return {
+        "status": [(s, n) for s in STATUSES if (n := sum(1 for v in views if v["status"] == s))],
+        "stage": sorted(by_stage.items(), key=lambda kv: stage_rank.get(kv[0], 99)),
+        "problem_type": sorted(Counter(v["problem_type"] or "(none)" for v in views).items()),
+        "data_source": sorted(Counter(v["data_source"] or "(none)" for v in views).items()),
+    }
+
+
+# -- published sets ------------------------------------------------------------------------------
+
+
+def published_stats(run_dir: Path, manifest: dict[str, Any], views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows per published set with their make-up, read from the exported files when possible.
+
+    Without readable exports (not published yet, or a layout this reader does not know) the set the
+    filter kept is described from the run tables instead, and says so.
+    """
+    info = manifest.get("publish") if isinstance(manifest.get("publish"), dict) else None
+    sets = []
+    if info:
+        for name in ("cot", "rl"):
+            where = info.get(f"{name}_dir")
+            rows = read_dataset_rows(_resolve(run_dir, where)) if where else None
+            if rows is not None:
+                sets.append(set_stats(name.upper(), rows, origin=str(where), declared=info.get(f"{name}_rows")))
+    if not sets:
+        kept = [
+            {
+                "problem_type": v["problem_type"],
+                "data_source": v["data_source"],
+                "process": (v["revision"] or {}).get("text", ""),
+            }
+            for v in views
+            if v["stages"].get("filter", {}).get("status") == "ok"
+        ]
+        if kept or any("filter" in v["stages"] for v in views):
+            declared = info.get("cot_rows") if info else None
+            sets.append(set_stats("Kept by filter", kept, origin="run tables (filter ok)", declared=declared))
+    return {
+        "published": info is not None,
+        "version": (info or {}).get("version"),
+        "declared": {k: info.get(k) for k in ("cot_rows", "rl_rows") if k in info} if info else {},
+        "exports": _listish(info.get("exports")) if info else [],
+        "cards": _listish(info.get("cards")) if info else [],
+        "sets": sets,
+    }
+
+
+def set_stats(name: str, rows: list[dict[str, Any]], *, origin: str, declared: Any = None) -> dict[str, Any]:
+    lengths = [len(strip_think(str(r.get("process") or "")).split()) for r in rows if r.get("process")]
+    n = len(rows)
+    return {
+        "name": name,
+        "origin": origin,
+        "rows": n,
+        "declared": declared,
+        "by_problem_type": _shares(Counter(str(r.get("problem_type") or "(none)") for r in rows), n),
+        "by_source": _shares(Counter(str(r.get("data_source") or "(none)") for r in rows), n),
+        "cot": length_summary(lengths),
+    }
+
+
+def length_summary(lengths: list[int]) -> dict[str, Any] | None:
+    """CoT length in words: quantiles and a histogram (None when the set has no CoT)."""
+    if not lengths:
+        return None
+    ordered = sorted(lengths)
+    return {
+        "count": len(ordered),
+        "min": ordered[0],
+        "median": statistics.median(ordered),
+        "mean": round(statistics.fmean(ordered), 1),
+        "p90": ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)],
+        "max": ordered[-1],
+        "histogram": histogram(ordered),
+    }
+
+
+def histogram(values: list[int], max_bins: int = 12) -> list[dict[str, Any]]:
+    """Equal-width bins on a round width (10, 20, 25, 50, 100...), bars scaled to the tallest."""
+    if not values:
+        return []
+    lo, hi = min(values), max(values)
+    width = _nice_width((hi - lo) / max_bins if hi > lo else 1)
+    start = (lo // width) * width
+    nbins = int((hi - start) // width) + 1
+    counts = [0] * nbins
+    for v in values:
+        counts[int((v - start) // width)] += 1
+    top = max(counts)
+    return [
+        {"lo": start + i * width, "hi": start + (i + 1) * width, "count": c, "height": round(100 * c / top, 1)}
+        for i, c in enumerate(counts)
+    ]
+
+
+def _nice_width(raw: float) -> int:
+    magnitude = 10 ** max(0, math.floor(math.log10(max(raw, 1))))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * magnitude >= raw:
+            return max(1, int(step * magnitude))
+    return int(10 * magnitude)
+
+
+def read_dataset_rows(path: Path | None) -> list[dict[str, Any]] | None:
+    """Rows of an exported set: Parquet, JSON Lines, a JSON list, or a `datasets` Arrow folder."""
+    if path is None or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    rows: list[dict[str, Any]] = []
+    found = False
+    wanted = ["problem_type", "data_source", "process"]
+    for f in files:
+        try:
+            if f.suffix == ".parquet":
+                names = set(pq.read_schema(f).names)
+                rows += pq.read_table(f, columns=[c for c in wanted if c in names]).to_pylist()
+            elif f.suffix == ".arrow":
+                with pa.memory_map(str(f)) as src:
+                    table = pa.ipc.open_stream(src).read_all()
+                rows += table.select([c for c in wanted if c in table.column_names]).to_pylist()
+            elif f.suffix == ".jsonl":
+                with f.open(encoding="utf-8") as fh:
+                    rows += [_pick(json.loads(line), wanted) for line in fh if line.strip()]
+            elif f.suffix == ".json":
+                data = json.loads(f.read_text(encoding="utf-8"))
+                # dataset_info.json / state.json are dicts: only a list of records is a set.
+                if not isinstance(data, list):
+                    continue
+                rows += [_pick(r, wanted) for r in data if isinstance(r, dict)]
+            else:
+                continue
+            found = True
+        except (OSError, ValueError, pa.ArrowException):
+            continue
+    return rows if found else None
+
+
+def _pick(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    return {k: row.get(k) for k in keys}
+
+
+def _resolve(run_dir: Path, where: Any) -> Path | None:
+    if not isinstance(where, str) or not where:
+        return None
+    path = Path(where)
+    return path if path.is_absolute() else run_dir / path
+
+
+def _shares(counter: Counter, total: int) -> list[dict[str, Any]]:
+    return [{"name": k, "count": v, "pct": round(100 * v / total, 1) if total else 0.0} for k, v in counter.most_common()]
+
+
+def _listish(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [f"{k}: {v}" for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None

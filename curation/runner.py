@@ -1,0 +1,405 @@
+"""Runs curation stages shard by shard over the run store, independent of any orchestrator.
+
+The Prefect flow (flows/curate.py) is a thin wrapper: one task per (stage, shard). Everything that
+decides *what* to compute lives here:
+
+- every stage row gets a content key: hash(stage, stage version, config slice, prompt hash, model,
+  the keys of its inputs). A rerun reuses rows whose key already has a result and computes the rest;
+  a shard whose rows are all reusable is skipped without being rewritten;
+- a shard file is written whole and atomically, so a killed run loses at most the shards in flight
+  (and the LLM cache keeps every answer that was already paid for);
+- every row that enters a stage leaves it as ok, rejected (reason) or failed (error).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation.config import Recipe
+from curation.records import FAILED, OK, REJECTED, Sample, stable_hash
+from curation.store import RunStore, StageStats
+
+log = logging.getLogger("videorft.curate")
+
+# Order matters: each stage reads the ok rows of the one before it.
+ROW_STAGES = ("extract", "caption", "draft", "revise", "filter")
+STAGES = ("sources", *ROW_STAGES, "publish")
+LLM_STAGES = {"caption": "captioner", "draft": "reasoner", "revise": "reviser"}
+UPSTREAM = {"extract": "sources", "caption": "extract", "draft": "caption", "revise": "draft", "filter": "revise"}
+# Bump when a stage's logic changes in a way that must invalidate earlier results.
+STAGE_VERSIONS = {"sources": "1", "extract": "1", "caption": "1", "draft": "1", "revise": "1", "filter": "1"}
+
+
+def stages_between(from_stage: str | None, until: str | None) -> list[str]:
+    until = until or STAGES[-1]
+    if until not in STAGES:
+        raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+    if from_stage is not None and from_stage not in STAGES:
+        raise ValueError(f"unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
+    return list(STAGES[: STAGES.index(until) + 1])
+
+
+def forced_stages(from_stage: str | None) -> set[str]:
+    """`--from STAGE`: that stage and every later one recompute even where keys match."""
+    if from_stage is None:
+        return set()
+    return set(STAGES[STAGES.index(from_stage) :])
+
+
+# --------------------------------------------------------------------------------------------
+# Context: what every shard task of one run shares (recipe, store, gateway, prompts, models).
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CurationContext:
+    recipe: Recipe
+    store: RunStore
+    forced: set[str] = field(default_factory=set)
+    _gateway: Any = None
+    _prompts: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir
+
+    @property
+    def media_root(self) -> Path:
+        return self.recipe.source.resolved_media_root()
+
+    @property
+    def gateway(self):
+        with self._lock:
+            if self._gateway is None:
+                from curation.llm.gateway import Gateway
+
+                self._gateway = Gateway(dict(self.recipe.llm.endpoints), cache_path=self.recipe.cache_path)
+            return self._gateway
+
+    def prompt(self, stage: str):
+        with self._lock:
+            if stage not in self._prompts:
+                from curation.prompts import load_prompt
+
+                cfg = getattr(self.recipe, stage)
+                self._prompts[stage] = load_prompt(Path(cfg.prompt_dir))
+            return self._prompts[stage]
+
+    def model_for(self, stage: str) -> str:
+        return self.recipe.llm.endpoint(LLM_STAGES[stage]).model
+
+    def close(self) -> None:
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+
+
+# --------------------------------------------------------------------------------------------
+# Sources: stream the annotations into shards (the only stage that sees the whole input).
+# --------------------------------------------------------------------------------------------
+
+
+def run_sources(ctx: CurationContext) -> StageStats:
+    """Read the source, validate, drop near-duplicate questions, write `sources` shards.
+
+    Near-duplicate questions on the same video are dropped here rather than after the LLM stages:
+    the verdict does not depend on any generated text, and catching them early saves the requests.
+    """
+    from curation.filters.dedup import DedupIndex
+    from curation.sources import read_source
+
+    recipe, store = ctx.recipe, ctx.store
+    started = time.time()
+    stats = StageStats("sources", started=started)
+    shard_size = recipe.run.shard_size
+    dedup = DedupIndex(recipe.filters.dedup) if recipe.filters.dedup.enabled else None
+    buf: list[dict[str, Any]] = []
+    shard = 0
+    for src in read_source(recipe.source):
+        row: dict[str, Any]
+        status, reason = src.status, src.reason
+        if src.sample is not None:
+            row = src.sample.to_row()
+            # Exact duplicate rows are already rejected by the reader; this catches rephrasings.
+            if status == OK and dedup is not None:
+                dup_of = dedup.check(src.sample)
+                if dup_of is not None:
+                    status, reason = REJECTED, f"dedup: near-duplicate question of {dup_of} on the same video"
+        else:
+            row = {"id": stable_hash("rejected-source-row", str(recipe.source.path), src.index)}
+        row.update(index=src.index, status=status, reason=reason or "", raw=src.raw)
+        row["key"] = stable_hash("sources", STAGE_VERSIONS["sources"], row.get("raw"), row["status"])
+        stats.count_row(status, reason or "")
+        buf.append(row)
+        if len(buf) >= shard_size:
+            store.write_shard("sources", shard, buf)
+            shard += 1
+            buf = []
+    if buf or shard == 0:
+        store.write_shard("sources", shard, buf)
+        shard += 1
+    store.drop_shards_from("sources", shard)
+    stats.shards = shard
+    stats.computed = stats.in_
+    stats.ended = time.time()
+    stats.seconds = stats.ended - started
+    return stats
+
+
+def shard_count(store: RunStore) -> int:
+    return len(store.shards("sources"))
+
+
+# --------------------------------------------------------------------------------------------
+# Row stages: inputs, content keys, processing.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One sample entering a stage, with the upstream rows the stage needs."""
+
+    sample: Sample
+    upstream: dict[str, dict[str, Any]]
+    key: str = ""
+
+
+def _ok_rows_by_id(store: RunStore, stage: str, shard: int) -> dict[str, dict[str, Any]]:
+    rows = store.read_shard(stage, shard) or []
+    return {r["id"]: r for r in rows if r.get("status") == OK}
+
+
+def stage_inputs(ctx: CurationContext, stage: str, shard: int) -> list[Item]:
+    """The ok rows of the stage before, joined with what this stage needs, in source order."""
+    store = ctx.store
+    sources = [r for r in (store.read_shard("sources", shard) or []) if r.get("status") == OK]
+    needs = {
+        "extract": [],
+        "caption": ["extract"],
+        "draft": ["caption"],
+        "revise": ["draft", "extract"],
+        "filter": ["revise", "draft"],
+    }[stage]
+    upstream_tables = {name: _ok_rows_by_id(store, name, shard) for name in needs}
+    gate = UPSTREAM[stage]
+    items = []
+    for row in sources:
+        sid = row["id"]
+        if gate != "sources" and sid not in upstream_tables[gate]:
+            continue
+        ups = {name: table[sid] for name, table in upstream_tables.items() if sid in table}
+        ups["sources"] = row
+        items.append(Item(sample=Sample.from_row(row), upstream=ups))
+    return items
+
+
+def _media_fingerprint(path: Path) -> list[Any]:
+    # Size and mtime: a replaced video gets new frames, an untouched one is never decoded twice.
+    try:
+        st = path.stat()
+        return [st.st_size, int(st.st_mtime)]
+    except OSError:
+        return ["missing"]
+
+
+def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
+    recipe = ctx.recipe
+    s = item.sample
+    sample_part = [s.id, s.problem, s.options, s.solution, s.problem_type, s.data_type]
+    if stage == "extract":
+        from curation.sources import UnsafePathError, resolve_media
+
+        try:
+            fp = _media_fingerprint(resolve_media(ctx.media_root, s.media_path)[1])
+        except UnsafePathError:
+            fp = ["unsafe"]
+        material: list[Any] = [recipe.video.content_slice(), s.id, s.media_path, fp]
+    elif stage in LLM_STAGES:
+        cfg = getattr(recipe, stage)
+        material = [cfg.key_material(), ctx.prompt(stage).hash, ctx.model_for(stage), sample_part]
+        material += [item.upstream[u]["key"] for u in sorted(item.upstream) if u != "sources"]
+    elif stage == "filter":
+        material = [recipe.filters.key_material(), sample_part]
+        material += [item.upstream[u]["key"] for u in sorted(item.upstream) if u != "sources"]
+    else:
+        raise ValueError(stage)
+    return stable_hash(stage, STAGE_VERSIONS[stage], material, length=24)
+
+
+def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[str, Any]]:
+    """Compute rows for items that had no reusable result. Returns rows in item order."""
+    recipe = ctx.recipe
+    if not items:
+        return []
+    if stage == "extract":
+        from curation.stages.extract import extract_shard
+
+        return extract_shard([it.sample for it in items], ctx.media_root, ctx.run_dir, recipe.video)
+    if stage == "filter":
+        from curation.stages.filter import filter_shard
+
+        joined = []
+        for it in items:
+            row = it.sample.to_row()
+            row["meta"] = it.sample.meta
+            rev, dr = it.upstream["revise"], it.upstream.get("draft", {})
+            row.update(process=rev.get("process"), answer=rev.get("answer"), draft=dr.get("draft"))
+            joined.append(row)
+        return filter_shard(joined, recipe.filters)
+    return _process_llm(ctx, stage, items)
+
+
+def _process_llm(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[str, Any]]:
+    from curation.stages.caption import caption_row
+    from curation.stages.draft import draft_row
+    from curation.stages.revise import revise_row
+
+    recipe, gateway, prompt, run_dir = ctx.recipe, ctx.gateway, ctx.prompt(stage), ctx.run_dir
+
+    def coro(it: Item):
+        u = it.upstream
+        if stage == "caption":
+            return caption_row(gateway, it.sample, u["extract"], run_dir, recipe.caption, prompt)
+        if stage == "draft":
+            return draft_row(gateway, it.sample, u["caption"], recipe.draft, prompt)
+        return revise_row(gateway, it.sample, u["extract"], u["draft"], run_dir, recipe.revise, prompt)
+
+    async def guarded(it: Item) -> dict[str, Any]:
+        # A bug or an unexpected answer in one row must not take the shard down with it.
+        try:
+            return await coro(it)
+        except Exception as err:  # noqa: BLE001 - recorded on the row, never swallowed silently
+            log.exception("%s failed for sample %s", stage, it.sample.id)
+            return {"status": FAILED, "reason": f"internal error: {type(err).__name__}: {err}"}
+
+    return gateway.run_coroutines([guarded(it) for it in items])
+
+
+def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
+    """Bring one shard of one stage up to date; return its counts."""
+    store = ctx.store
+    started = time.time()
+    stats = StageStats(stage, shards=1, started=started)
+    items = stage_inputs(ctx, stage, shard)
+    for it in items:
+        it.key = stage_key(ctx, stage, it)
+
+    existing: dict[str, dict[str, Any]] = {}
+    if stage not in ctx.forced:
+        for row in store.read_shard(stage, shard) or []:
+            if row.get("status") == FAILED and ctx.recipe.run.retry_failed:
+                continue
+            existing[row["key"]] = row
+
+    todo = [it for it in items if it.key not in existing]
+    have_file = store.has_shard(stage, shard)
+    stale = have_file and len(existing) != len(items)
+    if not todo and have_file and not stale:
+        # Everything reusable and the file holds exactly these rows: nothing to write.
+        for it in items:
+            row = existing[it.key]
+            stats.count_row(row["status"], row.get("reason") or "")
+        stats.reused = len(items)
+        stats.shards_skipped = 1
+        stats.ended = time.time()
+        stats.seconds = stats.ended - started
+        return stats
+
+    try:
+        computed = _process(ctx, stage, todo)
+        if len(computed) != len(todo):
+            raise RuntimeError(f"{stage} returned {len(computed)} rows for {len(todo)} inputs")
+    except Exception as err:  # noqa: BLE001
+        # A shard-level error (a bug, a missing model) fails its rows with the error, so they stay
+        # accounted for and a rerun retries them; the other shards go on.
+        log.exception("%s shard %d failed", stage, shard)
+        computed = [{"status": FAILED, "reason": f"shard error: {type(err).__name__}: {err}"} for _ in todo]
+    new_rows = {}
+    for it, row in zip(todo, computed, strict=True):
+        row = dict(row)
+        row["id"] = it.sample.id
+        row["key"] = it.key
+        row.setdefault("reason", "")
+        if row.get("status") not in (OK, REJECTED, FAILED):
+            row["reason"] = f"invalid status {row.get('status')!r} from {stage}"
+            row["status"] = FAILED
+        new_rows[it.key] = row
+        for name, counter in (("requests", "llm_requests"), ("cache_hits", "llm_cache_hits"),
+                              ("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
+                              ("reasoning_tokens", "reasoning_tokens")):
+            if row.get(name):
+                stats.llm[counter] = stats.llm.get(counter, 0) + int(row[name])
+
+    out_rows = []
+    for it in items:
+        row = new_rows.get(it.key) or existing[it.key]
+        out_rows.append(row)
+        stats.count_row(row["status"], row.get("reason") or "")
+    stats.reused = len(items) - len(todo)
+    stats.computed = len(todo)
+    store.write_shard(stage, shard, out_rows)
+    stats.ended = time.time()
+    stats.seconds = stats.ended - started
+    return stats
+
+
+def iter_samples(store: RunStore) -> Iterator[Sample]:
+    for row in store.iter_rows("sources"):
+        if row.get("status") == OK:
+            yield Sample.from_row(row)
+
+
+def finalize_stage(ctx: CurationContext, stage: str, shard_stats: list[StageStats]) -> StageStats:
+    """Merge shard counts into the manifest; drop shard files the source no longer has."""
+    total = StageStats(stage)
+    for s in shard_stats:
+        total.merge(s)
+    # Wall time of the stage: shards of different stages overlap, so this is first start → last end.
+    total.seconds = (total.ended - total.started) if total.started else 0.0
+    ctx.store.drop_shards_from(stage, shard_count(ctx.store))
+    extra: dict[str, Any] = {"version": STAGE_VERSIONS.get(stage, "1")}
+    if stage in LLM_STAGES:
+        extra["model"] = ctx.model_for(stage)
+        extra["prompt_hash"] = ctx.prompt(stage).hash
+    ctx.store.manifest.set_stage(total, **extra)
+    return total
+
+
+def run_config_header(ctx: CurationContext) -> dict[str, Any]:
+    """Manifest header: config hash and the recipe (secrets are env var *names*, never values)."""
+    recipe_json = ctx.recipe.model_dump(mode="json")
+    return {
+        "run_name": ctx.recipe.run.name,
+        "run_dir": str(ctx.run_dir),
+        "config_hash": stable_hash(recipe_json, length=16),
+        "recipe": recipe_json,
+        "pid": os.getpid(),
+    }
+
+
+def run_until_sync(ctx: CurationContext, stages: list[str], on_stage: Callable[[StageStats], None] | None = None) -> dict[str, StageStats]:
+    """Plain sequential execution of the stages (used by tests and benchmarks without Prefect)."""
+    results: dict[str, StageStats] = {}
+    for stage in stages:
+        if stage == "sources":
+            st = run_sources(ctx)
+            ctx.store.manifest.set_stage(st, version=STAGE_VERSIONS["sources"])
+        elif stage == "publish":
+            from curation.publish_step import run_publish
+
+            st = run_publish(ctx)
+        else:
+            shard_stats = [run_stage_shard(ctx, stage, s) for s in range(shard_count(ctx.store))]
+            st = finalize_stage(ctx, stage, shard_stats)
+        results[stage] = st
+        if on_stage:
+            on_stage(st)
+    return results

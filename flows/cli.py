@@ -1,0 +1,210 @@
+"""The `videorft` command line. Each subcommand is a thin call into curation/, training/ or flows/."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+STAGE_CHOICES = ("sources", "extract", "caption", "draft", "revise", "filter", "publish")
+
+
+def _setup_logging(verbose: bool) -> None:
+    # Quiet, structured logs by default: one line per event, libraries at WARNING.
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "httpcore", "urllib3", "openai", "uvicorn.access", "datasets", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from curation.sources.synthetic import generate
+
+    path = generate(Path(args.out), args.n, seed=args.seed)
+    print(f"wrote {args.n} synthetic samples: annotations {path}, videos under {Path(args.out) / 'videos'}")
+    return 0
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from flows.curate import run_curate
+
+    manifest = run_curate(
+        args.config,
+        source=args.source,
+        media_root=args.media_root,
+        runs_dir=args.runs_dir,
+        run=args.run,
+        until=args.until,
+        from_stage=args.from_stage,
+    )
+    _print_summary(manifest)
+    if args.push_to_hub:
+        from curation.publish import push_to_hub
+
+        pub = manifest.get("publish") or {}
+        for key in ("cot_dir", "rl_dir"):
+            if pub.get(key):
+                suffix = "-cot" if key == "cot_dir" else "-rl"
+                push_to_hub(Path(pub[key]), args.push_to_hub + suffix, token_env=args.hub_token_env)
+    return 0
+
+
+def _print_summary(manifest: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {manifest.get('run_name')} ({manifest.get('status')})")
+    for col in ("stage", "in", "ok", "rejected", "failed", "reused", "llm req", "cache hits", "seconds"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, d in manifest.get("stages", {}).items():
+        table.add_row(stage, *(str(d.get(k, "")) for k in ("in", "ok", "rejected", "failed", "reused",
+                                                            "llm_requests", "llm_cache_hits", "seconds")))
+    Console().print(table)
+    run_dir = manifest.get("run_dir")
+    if run_dir:
+        print(f"run store: {run_dir}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from curation.report.inspect import format_rows, format_sample, inspect_rows, inspect_sample
+
+    if args.id:
+        print(format_sample(inspect_sample(Path(args.run_dir), args.id)))
+    else:
+        rows = inspect_rows(Path(args.run_dir), stage=args.stage, status=args.status, limit=args.limit)
+        print(format_rows(rows))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from curation.report.html import write_report
+
+    out = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_sim_server(args: argparse.Namespace) -> int:
+    from curation.llm.sim_server import main as sim_main
+
+    return sim_main(args.rest) or 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    run_demo(Path(args.workdir), n=args.n, train=args.train)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.launch import run_stage
+
+    return run_stage(args.stage, args.recipe, accelerate_config=args.accelerate_config, extra=args.rest) or 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from training.launch import run_stage
+
+    return run_stage("eval", args.recipe, accelerate_config=args.accelerate_config, extra=args.rest) or 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from flows.deploy import deploy_all
+
+    deploy_all(Path(args.prefect_file))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="videorft", description="Curate video CoT data and train VLMs on it.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write synthetic videos + annotations with exact ground truth")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n", type=int, default=60)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
+
+    c = sub.add_parser("curate", help="run the curate flow on a recipe (flags override the recipe)")
+    c.add_argument("config")
+    c.add_argument("--source", help="annotation file / dataset (source.path)")
+    c.add_argument("--media-root", help="folder media paths are relative to (source.media_root)")
+    c.add_argument("--runs-dir", help="where run folders live (run.runs_dir)")
+    c.add_argument("--run", help="run name (run.name)")
+    c.add_argument("--until", choices=STAGE_CHOICES, help="stop after this stage")
+    c.add_argument("--from", dest="from_stage", choices=STAGE_CHOICES, help="recompute from this stage on")
+    c.add_argument("--push-to-hub", metavar="REPO", help="publish the sets to the Hub as REPO-cot / REPO-rl")
+    c.add_argument("--hub-token-env", default="HF_TOKEN", help="env var holding the Hub token")
+    c.set_defaults(func=cmd_curate)
+
+    i = sub.add_parser("inspect", help="print stage rows with status and reason, or one sample")
+    i.add_argument("run_dir")
+    i.add_argument("--stage", choices=STAGE_CHOICES)
+    i.add_argument("--status", choices=("ok", "rejected", "failed"))
+    i.add_argument("--id", help="show one sample across all stages")
+    i.add_argument("--limit", type=int, default=50)
+    i.set_defaults(func=cmd_inspect)
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    r.add_argument("run_dir")
+    r.add_argument("--out")
+    r.set_defaults(func=cmd_report)
+
+    ss = sub.add_parser("sim-server", help="the simulated OpenAI-compatible endpoint (not a model)",
+                        add_help=False)
+    ss.add_argument("rest", nargs=argparse.REMAINDER)
+    ss.set_defaults(func=cmd_sim_server)
+
+    d = sub.add_parser("demo", help="synthetic data → simulated endpoint → curate → publish → report")
+    d.add_argument("--workdir", default="demo_out")
+    d.add_argument("--n", type=int, default=60)
+    d.add_argument("--train", action="store_true", help="also run tiny SFT → GRPO → eval on CPU")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="run a training stage from a recipe (TRL)")
+    t.add_argument("stage", choices=("sft", "grpo"))
+    t.add_argument("recipe")
+    t.add_argument("--accelerate-config", help="run through `accelerate launch --config_file ...`")
+    t.add_argument("rest", nargs=argparse.REMAINDER, help="extra TrlParser flags")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a model on a held-out set with the shared scorers")
+    e.add_argument("recipe")
+    e.add_argument("--accelerate-config")
+    e.add_argument("rest", nargs=argparse.REMAINDER)
+    e.set_defaults(func=cmd_eval)
+
+    dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")
+    dp.add_argument("--prefect-file", default="prefect.yaml")
+    dp.set_defaults(func=cmd_deploy)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from curation.config import RecipeError
+
+    try:
+        return int(args.func(args) or 0)
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,190 @@
+"""The `curate` Prefect flow: sources → extract → caption → draft → revise → filter → publish.
+
+Thin wrappers only: the logic is in curation/runner.py. One Prefect task per (stage, shard), never
+per sample (Prefect costs tens of milliseconds per task run). Shards are pipelined: shard 3 can be
+in `draft` while shard 7 is still in `caption`, so both LLM endpoints stay busy, and the gateway
+bounds in-flight requests per endpoint across all shard threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from curation.config import Recipe, load_recipe, recipe_from_dict
+from curation.runner import (
+    ROW_STAGES,
+    STAGE_VERSIONS,
+    CurationContext,
+    finalize_stage,
+    forced_stages,
+    run_config_header,
+    run_sources,
+    run_stage_shard,
+    shard_count,
+    stages_between,
+)
+from curation.store import RunStore, StageStats
+
+# Shard tasks run in threads of this process; they find their run's context here rather than
+# through task parameters (a recipe object and a gateway are neither hashable nor serialisable).
+_CONTEXTS: dict[str, CurationContext] = {}
+
+
+def _ctx(run_key: str) -> CurationContext:
+    return _CONTEXTS[run_key]
+
+
+def _artifact_key(*parts: str) -> str:
+    # Prefect artifact keys: lowercase letters, digits and dashes only.
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+
+
+def _post_stage_artifacts(run_name: str, st: StageStats) -> None:
+    """A table of counts and a markdown of rejection/failure reasons per stage (best effort)."""
+    try:
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        d = st.to_dict()
+        table = [{k: d[k] for k in ("in", "ok", "rejected", "failed", "reused", "computed", "seconds",
+                                    "llm_requests", "llm_cache_hits")}]
+        create_table_artifact(key=_artifact_key(run_name, st.stage, "counts"), table=table,
+                              description=f"{st.stage}: rows in and where they went")
+        lines = [f"# {st.stage}: reasons", "", "| reason | rows |", "|---|---|"]
+        for reason, n in sorted(st.reasons.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {reason.replace('|', '/')} | {n} |")
+        if not st.reasons:
+            lines.append("| (none) | 0 |")
+        create_markdown_artifact(key=_artifact_key(run_name, st.stage, "reasons"), markdown="\n".join(lines))
+    except Exception as err:  # noqa: BLE001 - artifacts are a convenience, never a reason to fail a run
+        logging.getLogger("videorft.curate").warning("could not post artifacts for %s: %s", st.stage, err)
+
+
+@task(name="sources", cache_policy=NO_CACHE)
+def sources_task(run_key: str) -> StageStats:
+    ctx = _ctx(run_key)
+    st = run_sources(ctx)
+    ctx.store.manifest.set_stage(st, version=STAGE_VERSIONS["sources"])
+    return st
+
+
+@task(name="stage-shard", task_run_name="{stage}-{shard}", cache_policy=NO_CACHE)
+def stage_shard_task(run_key: str, stage: str, shard: int) -> StageStats:
+    return run_stage_shard(_ctx(run_key), stage, shard)
+
+
+@task(name="publish", cache_policy=NO_CACHE)
+def publish_task(run_key: str) -> StageStats:
+    from curation.publish_step import run_publish
+
+    return run_publish(_ctx(run_key))
+
+
+@flow(name="curate", log_prints=True)
+def curate(
+    config: str | None = None,
+    recipe: dict[str, Any] | None = None,
+    source: str | None = None,
+    media_root: str | None = None,
+    runs_dir: str | None = None,
+    run: str | None = None,
+    until: str | None = None,
+    from_stage: str | None = None,
+) -> dict[str, Any]:
+    """Curate a dataset from a recipe (a YAML path, or the recipe as a dict for deployments)."""
+    logger = get_run_logger()
+    rec = resolve_recipe(config, recipe, source=source, media_root=media_root, runs_dir=runs_dir, run=run)
+    return _curate(rec, until=until, from_stage=from_stage, logger=logger)
+
+
+def resolve_recipe(config: str | None, recipe: dict[str, Any] | None, **flags: Any) -> Recipe:
+    overrides = {
+        "source.path": flags.get("source"),
+        "source.media_root": flags.get("media_root"),
+        "run.runs_dir": flags.get("runs_dir"),
+        "run.name": flags.get("run"),
+    }
+    if recipe is not None:
+        data = dict(recipe)
+        for dotted, value in overrides.items():
+            if value is not None:
+                sect, key = dotted.split(".")
+                data.setdefault(sect, {})[key] = value
+        return recipe_from_dict(data)
+    if config is None:
+        raise ValueError("curate needs a recipe: a YAML path (config=) or a dict (recipe=)")
+    return load_recipe(config, overrides)
+
+
+def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: Any) -> dict[str, Any]:
+    stages = stages_between(from_stage, until)
+    store = RunStore(rec.run_dir)
+    ctx = CurationContext(recipe=rec, store=store, forced=forced_stages(from_stage))
+    run_key = uuid.uuid4().hex
+    _CONTEXTS[run_key] = ctx
+    t_flow = time.time()
+    store.manifest.update(**run_config_header(ctx), status="running", stages_requested=stages)
+    try:
+        results: dict[str, StageStats] = {}
+        if "sources" in stages:
+            results["sources"] = sources_task.submit(run_key).result()
+            _post_stage_artifacts(rec.run.name, results["sources"])
+            logger.info("sources: %s", _line(results["sources"]))
+        n = shard_count(store)
+        row_stages = [s for s in ROW_STAGES if s in stages]
+        # Submit the whole (stage × shard) grid with per-shard dependencies: pipelined, bounded by
+        # the task runner's thread count.
+        futures: dict[str, list[Any]] = {s: [] for s in row_stages}
+        for shard in range(n):
+            prev = None
+            for stage in row_stages:
+                fut = stage_shard_task.submit(run_key, stage, shard, wait_for=[prev] if prev is not None else None)
+                futures[stage].append(fut)
+                prev = fut
+        for stage in row_stages:
+            shard_stats = [f.result() for f in futures[stage]]
+            results[stage] = finalize_stage(ctx, stage, shard_stats)
+            _post_stage_artifacts(rec.run.name, results[stage])
+            logger.info("%s: %s", stage, _line(results[stage]))
+        if "publish" in stages:
+            results["publish"] = publish_task.submit(run_key).result()
+            logger.info("publish: %s", _line(results["publish"]))
+        store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
+        return store.manifest.data
+    except BaseException:
+        store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
+        raise
+    finally:
+        ctx.close()
+        _CONTEXTS.pop(run_key, None)
+
+
+def _line(st: StageStats) -> str:
+    d = st.to_dict()
+    extra = f", llm requests {d['llm_requests']}, cache hits {d['llm_cache_hits']}" if d["llm_requests"] or d["llm_cache_hits"] else ""
+    return (f"in {d['in']} → ok {d['ok']}, rejected {d['rejected']}, failed {d['failed']} "
+            f"(reused {d['reused']}){extra}, {d['seconds']:.1f}s")
+
+
+def run_curate(
+    config: str | Path | None = None,
+    *,
+    recipe: Recipe | None = None,
+    until: str | None = None,
+    from_stage: str | None = None,
+    **flags: Any,
+) -> dict[str, Any]:
+    """Entry point for the CLI and tests: runs the flow with as many shard threads as the recipe says."""
+    rec = recipe or resolve_recipe(str(config) if config else None, None, **flags)
+    runner = ThreadPoolTaskRunner(max_workers=rec.run.max_parallel_shards)
+    return curate.with_options(task_runner=runner)(
+        recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage
+    )

@@ -1,0 +1,205 @@
+"""Answer extraction and per-problem-type scoring: the single source of truth.
+
+The GRPO accuracy reward (`training/rewards.py`), the semantic-reward gate (`training/semantic.py`),
+the curation answer filter and evaluation all call these functions, so a completion is judged the same
+way everywhere. Rules follow Video-R1 / VideoRFT `grpo.py` (see shared/reference/videorft.md §3.2),
+with two deliberate differences:
+
+* the problem type is taken per row, never from the first row of a batch;
+* nothing fails silently: a scorer exception or an unknown problem type scores 0 *and* logs a warning
+  (once per kind, so a bad batch cannot flood the log).
+
+An unparseable *prediction* (a model answering "five" to a numerical question) is a wrong answer, not an
+error: it scores 0 without a warning. An unparseable *ground truth* is a data error and is warned about.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from curation.records import FREE_FORM, MULTIPLE_CHOICE, NUMERICAL, OCR, REGRESSION, normalize_problem_type
+
+logger = logging.getLogger(__name__)
+
+# First <answer> block wins (a model that writes two answers gets judged on the first one).
+ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
+
+# Evaluation thresholds for Mean Relative Accuracy: 0.50, 0.55, ..., 0.95 (written out, not np.arange,
+# so the values are exact decimals and the list is the same on every platform).
+MRA_THRESHOLDS: tuple[float, ...] = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))
+
+_warned: set[str] = set()
+
+
+def warn_once(kind: str, message: str) -> None:
+    """Log `message` as a warning the first time `kind` is seen in this process."""
+    if kind in _warned:
+        return
+    _warned.add(kind)
+    logger.warning("%s (further warnings of this kind are suppressed)", message)
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were already logged (tests use it to observe warn-once behaviour)."""
+    _warned.clear()
+
+
+def extract_answer(text: str | None, *, whole_if_missing: bool = False) -> str:
+    """Content of the first `<answer>...</answer>` block, stripped.
+
+    Missing tag gives "" (training rule: no answer, no credit); `whole_if_missing=True` returns the whole
+    text stripped instead (evaluation's rule, and how a bare `solution` column is read).
+    """
+    text = text or ""
+    match = ANSWER_RE.search(text)
+    if match:
+        return match.group(1).strip()
+    return text.strip() if whole_if_missing else ""
+
+
+def parse_number(text: str) -> float | None:
+    """Float value of `text` with thousands commas removed; None when it is not a finite number."""
+    try:
+        value = float(text.strip().replace(",", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def score_multiple_choice(pred: str, gt: str) -> float:
+    # Exact match after strip: "A." != "A", on purpose (Video-R1), which also defeats multi-letter hacks.
+    return 1.0 if pred.strip() == gt.strip() else 0.0
+
+
+def _has_separator(text: str) -> bool:
+    return "." in text or "," in text
+
+
+def score_numerical(pred: str, gt: str) -> float:
+    """Video-R1's rule, literally.
+
+    One flag per side: "contains a '.' or a ','". If exactly one side has it, 0 ("3" vs "3.0" -> 0,
+    "1,000" vs "1000" -> 0). Otherwise commas are removed and both are compared rounded to 2 decimals
+    ("1,000" vs "1,000.00" -> 1; "1,000" vs "1000.0" -> 1, because both sides carry a separator).
+    """
+    if _has_separator(pred) != _has_separator(gt):
+        return 0.0
+    gt_value = parse_number(gt)
+    if gt_value is None:
+        warn_once(f"numerical-gt:{gt!r}", f"numerical ground truth {gt!r} is not a number: every answer scores 0")
+        return 0.0
+    pred_value = parse_number(pred)
+    if pred_value is None:
+        return 0.0
+    return 1.0 if round(gt_value, 2) == round(pred_value, 2) else 0.0
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level Levenshtein distance / max(1, number of reference words)."""
+    ref, hyp = reference.split(), hypothesis.split()
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, hyp_word in enumerate(hyp, start=1):
+            substitution = previous[j - 1] + (ref_word != hyp_word)
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, substitution)
+        previous = current
+    return previous[-1] / max(1, len(ref))
+
+
+def score_ocr(pred: str, gt: str) -> float:
+    return _clip01(1.0 - word_error_rate(gt, pred))
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer():
+    # Imported lazily: rouge_score pulls nltk, which costs ~0.5 s and only free-form needs it.
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def score_free_form(pred: str, gt: str) -> float:
+    scores = _rouge_scorer().score(gt, pred)
+    mean_f = (scores["rouge1"].fmeasure + scores["rouge2"].fmeasure + scores["rougeL"].fmeasure) / 3.0
+    return _clip01(mean_f)
+
+
+def score_regression(pred: str, gt: str) -> float:
+    """Scaled relative accuracy 1 - min(1, (|pred - gt| + 1e-9) / (|gt| + 1e-9)) (training reward)."""
+    gt_value = parse_number(gt)
+    if gt_value is None:
+        warn_once(f"regression-gt:{gt!r}", f"regression ground truth {gt!r} is not a number: every answer scores 0")
+        return 0.0
+    pred_value = parse_number(pred)
+    if pred_value is None:
+        return 0.0
+    relative = (abs(pred_value - gt_value) + 1e-9) / (abs(gt_value) + 1e-9)
+    return _clip01(1.0 - min(1.0, relative))
+
+
+SCORERS: dict[str, Callable[[str, str], float]] = {
+    MULTIPLE_CHOICE: score_multiple_choice,
+    NUMERICAL: score_numerical,
+    OCR: score_ocr,
+    FREE_FORM: score_free_form,
+    REGRESSION: score_regression,
+}
+
+
+def score_answer(pred: str, gt: str, problem_type: str) -> float:
+    """Score a bare predicted answer against a bare ground truth, in [0, 1].
+
+    `problem_type` may be any alias `curation.records.normalize_problem_type` knows. Unknown types and
+    scorer exceptions score 0 and are logged (once per kind).
+    """
+    canonical = normalize_problem_type(problem_type)
+    if canonical is None:
+        warn_once(f"unknown-type:{problem_type!r}", f"unknown problem type {problem_type!r}: scored 0")
+        return 0.0
+    try:
+        return float(SCORERS[canonical](pred or "", gt or ""))
+    except Exception as exc:  # noqa: BLE001 - a reward must not crash training; it is logged, not hidden
+        warn_once(
+            f"scorer-error:{canonical}:{type(exc).__name__}",
+            f"{canonical} scorer raised {type(exc).__name__}: {exc}; scored 0",
+        )
+        return 0.0
+
+
+def score_completion(completion_text: str, solution_text: str, problem_type: str) -> float:
+    """Score a full model output against a solution that may be bare ("B") or tagged ("<answer>B</answer>").
+
+    The completion's answer is its first `<answer>` block ("" when missing: no tag, no credit).
+    """
+    pred = extract_answer(completion_text)
+    gt = extract_answer(solution_text, whole_if_missing=True)
+    return score_answer(pred, gt, problem_type)
+
+
+def mean_relative_accuracy(
+    pred: float | str, gt: float | str, thresholds: Sequence[float] = MRA_THRESHOLDS
+) -> float:
+    """Evaluation metric for regression (VSI-Bench): fraction of thresholds θ with rel_err < 1 - θ.
+
+    rel_err = |pred - gt| / |gt| (a tiny epsilon keeps gt = 0 defined). Strings are parsed like answers;
+    an unparseable prediction scores 0, an unparseable ground truth scores 0 with a warning.
+    """
+    gt_value = parse_number(gt) if isinstance(gt, str) else float(gt)
+    if gt_value is None or not math.isfinite(gt_value):
+        warn_once(f"mra-gt:{gt!r}", f"MRA ground truth {gt!r} is not a number: scored 0")
+        return 0.0
+    pred_value = parse_number(pred) if isinstance(pred, str) else float(pred)
+    if pred_value is None or not math.isfinite(pred_value):
+        return 0.0
+    relative = abs(pred_value - gt_value) / (abs(gt_value) + 1e-8)
+    passed = sum(1 for theta in thresholds if relative < 1.0 - theta)
+    return passed / len(thresholds)
+
+
+def _clip01(value: float) -> float:
+    return max(0.0, min(1.0, value))
