@@ -13,7 +13,9 @@ rerun. Dot-files (editor swap files, `.DS_Store`) are ignored so they cannot cha
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +111,25 @@ def hash_files(files: dict[str, bytes]) -> str:
 
 
 def prompt_hash(path: str | Path) -> str:
-    """The hash `load_prompt(path).hash` would have, without compiling anything."""
+    """The hash `load_prompt(path).hash` would have, without compiling anything.
+
+    Called once per row by `key_material()`, so it is cached on the files' (name, size, mtime):
+    a stat per file instead of reading and hashing them; any edit changes the mtime and rehashes.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"prompt folder {folder} does not exist")
-    return hash_files(_prompt_files(folder))
+    signature = tuple(
+        (p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and (st := p.stat())
+    )
+    return _cached_hash(str(folder.resolve()), signature)
+
+
+@lru_cache(maxsize=64)
+def _cached_hash(folder: str, signature: tuple[tuple[str, int, int], ...]) -> str:
+    return hash_files(_prompt_files(Path(folder)))
 
 
 def load_prompt(path: str | Path) -> PromptSet:
@@ -167,7 +183,8 @@ def stage_marker(stage: str) -> str:
 def format_timestamp(seconds: float, decimals: int = 0) -> str:
     """Seconds -> "HH:MM:SS" (with `decimals` fractional digits when > 0)."""
     if decimals <= 0:
-        total = int(round(seconds))
+        # Floor, like a clock: at 1 fps the frames at 0.5 s, 1.5 s, 2.5 s read 00:00:00, 01, 02.
+        total = int(math.floor(seconds + 1e-6))
         return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
     scale = 10**decimals
     ticks = int(round(seconds * scale))

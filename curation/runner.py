@@ -93,8 +93,12 @@ class CurationContext:
                 self._prompts[stage] = load_prompt(Path(cfg.prompt_dir))
             return self._prompts[stage]
 
+    def role_for(self, stage: str) -> str:
+        # The stage config names its role (captioner/reasoner/reviser); the recipe maps roles to endpoints.
+        return getattr(getattr(self.recipe, stage), "role", None) or LLM_STAGES[stage]
+
     def model_for(self, stage: str) -> str:
-        return self.recipe.llm.endpoint(LLM_STAGES[stage]).model
+        return self.recipe.llm.endpoint(self.role_for(stage)).model
 
     def close(self) -> None:
         if self._gateway is not None:
@@ -224,7 +228,8 @@ def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
         material: list[Any] = [recipe.video.content_slice(), s.id, s.media_path, fp]
     elif stage in LLM_STAGES:
         cfg = getattr(recipe, stage)
-        material = [cfg.key_material(), ctx.prompt(stage).hash, ctx.model_for(stage), sample_part]
+        # key_material() holds the request parameters and the prompt's content hash.
+        material = [cfg.key_material(ctx.prompt(stage)), ctx.model_for(stage), sample_part]
         material += [item.upstream[u]["key"] for u in sorted(item.upstream) if u != "sources"]
     elif stage == "filter":
         material = [recipe.filters.key_material(), sample_part]
@@ -244,15 +249,10 @@ def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[s
 
         return extract_shard([it.sample for it in items], ctx.media_root, ctx.run_dir, recipe.video)
     if stage == "filter":
-        from curation.stages.filter import filter_shard
+        from curation.stages.filter import filter_shard, join_filter_input
 
-        joined = []
-        for it in items:
-            row = it.sample.to_row()
-            row["meta"] = it.sample.meta
-            rev, dr = it.upstream["revise"], it.upstream.get("draft", {})
-            row.update(process=rev.get("process"), answer=rev.get("answer"), draft=dr.get("draft"))
-            joined.append(row)
+        joined = [join_filter_input(it.upstream["sources"], it.upstream["revise"], it.upstream.get("draft"))
+                  for it in items]
         return filter_shard(joined, recipe.filters)
     return _process_llm(ctx, stage, items)
 

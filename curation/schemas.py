@@ -31,8 +31,10 @@ silently missing field.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -110,13 +112,20 @@ def description_json_schema(data_type: str, n_frames: int | None = None) -> dict
     so a server doing guided decoding (vLLM) cannot return the wrong count. Off by default in the
     stage config: not every server accepts array bounds in strict mode.
     """
-    schema = DESCRIPTION_MODELS[data_type].model_json_schema()
+    schema = copy.deepcopy(_base_schema(data_type))
     if n_frames is not None and data_type == "video":
         schema["properties"]["frames"]["minItems"] = n_frames
         schema["properties"]["frames"]["maxItems"] = n_frames
     return schema
 
 
+@cache
+def _base_schema(data_type: str) -> dict[str, Any]:
+    # Generating a schema costs ~1 ms; it is code, constant for the process.
+    return DESCRIPTION_MODELS[data_type].model_json_schema()
+
+
+@cache
 def schema_hash(data_type: str) -> str:
     """Short digest of the generated schema: it is part of the request, so part of the content key."""
     text = json.dumps(description_json_schema(data_type), sort_keys=True, separators=(",", ":"))

@@ -88,7 +88,9 @@ def publish_task(run_key: str) -> StageStats:
     return run_publish(_ctx(run_key))
 
 
-@flow(name="curate", log_prints=True)
+# No log_prints: dill (used by `datasets` when publishing) captures `dis.dis` output through stdout,
+# which log_prints would flood into the flow run's logs.
+@flow(name="curate")
 def curate(
     config: str | None = None,
     recipe: dict[str, Any] | None = None,

@@ -28,13 +28,19 @@ class VideoScriptArguments(trl.ScriptArguments):
     (VideoRFT: 16 frames, min = max = 128·28·28).
     """
 
-    media_root: str | None = field(default=None, metadata={"help": "Folder that `media_path` is relative to."})
+    media_root: str | None = field(
+        default=None, metadata={"help": "Folder that `media_path` is relative to."}
+    )
     video_num_frames: int = field(default=16, metadata={"help": "Frames sampled uniformly per video."})
     video_max_pixels: int = field(default=VIDEO_MAX_PIXELS, metadata={"help": "Max pixels per frame."})
-    video_min_pixels: int = field(default=VIDEO_MIN_PIXELS, metadata={"help": "Min pixels per frame (processor)."})
+    video_min_pixels: int = field(
+        default=VIDEO_MIN_PIXELS, metadata={"help": "Min pixels per frame (processor)."}
+    )
     image_max_pixels: int = field(default=IMAGE_MAX_PIXELS, metadata={"help": "Max pixels per image."})
     image_min_pixels: int = field(default=IMAGE_MIN_PIXELS, metadata={"help": "Min pixels per image."})
-    video_reader: str = field(default="decord", metadata={"help": "First decoder tried (decord|opencv|pyav)."})
+    video_reader: str = field(
+        default="decord", metadata={"help": "First decoder tried (decord|opencv|pyav)."}
+    )
     frames_as_images: bool = field(
         default=False,
         metadata={
@@ -42,9 +48,12 @@ class VideoScriptArguments(trl.ScriptArguments):
             "visual tokens) instead of one Qwen video."
         },
     )
-    system_prompt_path: str | None = field(default=None, metadata={"help": "Default: prompts/train/system.txt."})
+    system_prompt_path: str | None = field(
+        default=None, metadata={"help": "Default: prompts/train/system.txt."}
+    )
     answer_format_dir: str | None = field(
-        default=None, metadata={"help": "Default: prompts/train/answer_format/ (one <type>.txt per problem type)."}
+        default=None,
+        metadata={"help": "Default: prompts/train/answer_format/ (one <type>.txt per problem type)."},
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N eval rows."})
@@ -59,11 +68,14 @@ class GRPOScriptArguments(VideoScriptArguments):
         default_factory=lambda: ["format", "accuracy", "semantic", "length"],
         metadata={"help": "Rewards from training.rewards.REWARD_REGISTRY, in order."},
     )
-    semantic_model: str | None = field(default=None, metadata={"help": "SigLIP path/id for the semantic reward."})
+    semantic_model: str | None = field(
+        default=None, metadata={"help": "SigLIP path/id for the semantic reward."}
+    )
     semantic_device: str = field(default="cpu", metadata={"help": "Device of the SigLIP scorer."})
     semantic_dtype: str = field(default="float32", metadata={"help": "dtype of the SigLIP scorer."})
     semantic_variant: str = field(
-        default="mean_of_frames", metadata={"help": "'mean_of_frames' (VideoRFT code) or the paper's pooling."}
+        default="mean_of_frames",
+        metadata={"help": "'mean_of_frames' (VideoRFT code) or the paper's pooling."},
     )
     semantic_weight: float = field(default=2.0, metadata={"help": "w in min(1, w·max(cos, 0))."})
     semantic_num_frames: int = field(default=16, metadata={"help": "Frames the semantic reward encodes."})
@@ -71,7 +83,9 @@ class GRPOScriptArguments(VideoScriptArguments):
     length_min_tokens: int = field(default=320, metadata={"help": "Length bonus window start (tokens)."})
     length_max_tokens: int = field(default=512, metadata={"help": "Length bonus window end (tokens)."})
     length_bonus: float = field(default=0.2, metadata={"help": "Length bonus value."})
-    completion_length_target: int = field(default=64, metadata={"help": "Test-only dense reward target length."})
+    completion_length_target: int = field(
+        default=64, metadata={"help": "Test-only dense reward target length."}
+    )
 
     def reward_params(self, num_generations: int) -> dict[str, Any]:
         """The flat parameter namespace `training.rewards.get_reward_funcs` expects."""
@@ -130,11 +144,15 @@ class EvalArguments(VideoScriptArguments):
     dtype: str = field(default="auto", metadata={"help": "Model dtype (auto|bfloat16|float16|float32)."})
     attn_implementation: str | None = field(default=None, metadata={"help": "e.g. flash_attention_2 on GPU."})
     device: str | None = field(default=None, metadata={"help": "Default: cuda if available, else cpu."})
-    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (GPU extra; import-guarded)."})
+    use_vllm: bool = field(
+        default=False, metadata={"help": "Generate with vLLM (GPU extra; import-guarded)."}
+    )
     vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM tensor parallel size."})
     vllm_gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM GPU memory fraction."})
     vllm_max_model_len: int = field(default=32768, metadata={"help": "vLLM max model length."})
-    save_predictions: bool = field(default=True, metadata={"help": "Write predictions.jsonl next to metrics."})
+    save_predictions: bool = field(
+        default=True, metadata={"help": "Write predictions.jsonl next to metrics."}
+    )
     seed: int = field(default=42, metadata={"help": "Sampling seed."})
 
 

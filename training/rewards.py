@@ -83,6 +83,13 @@ def accuracy_reward(
     ]
 
 
+def _same_prompt(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays inside messages: cannot tell, so do not object
+        return True
+
+
 def _group_slices(n: int, num_generations: int | None, prompts: Sequence[Any] | None) -> list[slice]:
     """Contiguous blocks of completions that share a prompt.
 
@@ -90,7 +97,8 @@ def _group_slices(n: int, num_generations: int | None, prompts: Sequence[Any] | 
     groups are fixed-size blocks. When `prompts` is given, each block is checked to hold one prompt: a
     block that mixes prompts means the local batch does not hold whole groups (e.g. a per-device batch
     that is not a multiple of G on several GPUs), and a silently wrong bonus would follow, so it raises.
-    Without G, groups are the runs of equal consecutive prompts.
+    Without G, groups are the runs of equal consecutive prompts (a fallback: two neighbouring groups
+    with the same prompt would merge, so recipes should pass G).
     """
     if num_generations is not None:
         if num_generations < 1 or n % num_generations:
@@ -102,17 +110,19 @@ def _group_slices(n: int, num_generations: int | None, prompts: Sequence[Any] | 
         if prompts is not None:
             for block in slices:
                 first = prompts[block.start]
-                if any(p != first for p in prompts[block]):
+                if any(not _same_prompt(p, first) for p in prompts[block]):
                     raise ValueError(
                         f"length reward: completions {block.start}..{block.stop - 1} do not share one prompt; "
                         "groups must be contiguous blocks of num_generations completions"
                     )
         return slices
     if prompts is None:
-        raise ValueError("length reward needs num_generations (factory or call argument) or the `prompts` column")
+        raise ValueError(
+            "length reward needs num_generations (factory or call argument) or the `prompts` column"
+        )
     slices, start = [], 0
     for i in range(1, n + 1):
-        if i == n or prompts[i] != prompts[start]:
+        if i == n or not _same_prompt(prompts[i], prompts[start]):
             slices.append(slice(start, i))
             start = i
     return slices

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from curation.records import FREE_FORM, MULTIPLE_CHOICE, NUMERICAL, OCR, REGRESSION, normalize_problem_type
 
@@ -48,13 +49,13 @@ def reset_warnings() -> None:
     _warned.clear()
 
 
-def extract_answer(text: str | None, *, whole_if_missing: bool = False) -> str:
+def extract_answer(text: str | int | float | None, *, whole_if_missing: bool = False) -> str:
     """Content of the first `<answer>...</answer>` block, stripped.
 
     Missing tag gives "" (training rule: no answer, no credit); `whole_if_missing=True` returns the whole
     text stripped instead (evaluation's rule, and how a bare `solution` column is read).
     """
-    text = text or ""
+    text = "" if text is None else str(text)  # datasets sometimes hold numeric solutions
     match = ANSWER_RE.search(text)
     if match:
         return match.group(1).strip()
@@ -90,7 +91,9 @@ def score_numerical(pred: str, gt: str) -> float:
         return 0.0
     gt_value = parse_number(gt)
     if gt_value is None:
-        warn_once(f"numerical-gt:{gt!r}", f"numerical ground truth {gt!r} is not a number: every answer scores 0")
+        warn_once(
+            f"numerical-gt:{gt!r}", f"numerical ground truth {gt!r} is not a number: every answer scores 0"
+        )
         return 0.0
     pred_value = parse_number(pred)
     if pred_value is None:
@@ -133,7 +136,9 @@ def score_regression(pred: str, gt: str) -> float:
     """Scaled relative accuracy 1 - min(1, (|pred - gt| + 1e-9) / (|gt| + 1e-9)) (training reward)."""
     gt_value = parse_number(gt)
     if gt_value is None:
-        warn_once(f"regression-gt:{gt!r}", f"regression ground truth {gt!r} is not a number: every answer scores 0")
+        warn_once(
+            f"regression-gt:{gt!r}", f"regression ground truth {gt!r} is not a number: every answer scores 0"
+        )
         return 0.0
     pred_value = parse_number(pred)
     if pred_value is None:
@@ -151,7 +156,7 @@ SCORERS: dict[str, Callable[[str, str], float]] = {
 }
 
 
-def score_answer(pred: str, gt: str, problem_type: str) -> float:
+def score_answer(pred: str, gt: str, problem_type: str | None) -> float:
     """Score a bare predicted answer against a bare ground truth, in [0, 1].
 
     `problem_type` may be any alias `curation.records.normalize_problem_type` knows. Unknown types and
@@ -161,9 +166,11 @@ def score_answer(pred: str, gt: str, problem_type: str) -> float:
     if canonical is None:
         warn_once(f"unknown-type:{problem_type!r}", f"unknown problem type {problem_type!r}: scored 0")
         return 0.0
+    pred = "" if pred is None else str(pred)
+    gt = "" if gt is None else str(gt)
     try:
-        return float(SCORERS[canonical](pred or "", gt or ""))
-    except Exception as exc:  # noqa: BLE001 - a reward must not crash training; it is logged, not hidden
+        return float(SCORERS[canonical](pred, gt))
+    except Exception as exc:  # a reward must not crash training; it is logged, not hidden
         warn_once(
             f"scorer-error:{canonical}:{type(exc).__name__}",
             f"{canonical} scorer raised {type(exc).__name__}: {exc}; scored 0",
@@ -189,16 +196,26 @@ def mean_relative_accuracy(
     rel_err = |pred - gt| / |gt| (a tiny epsilon keeps gt = 0 defined). Strings are parsed like answers;
     an unparseable prediction scores 0, an unparseable ground truth scores 0 with a warning.
     """
-    gt_value = parse_number(gt) if isinstance(gt, str) else float(gt)
-    if gt_value is None or not math.isfinite(gt_value):
+    gt_value = _as_number(gt)
+    if gt_value is None:
         warn_once(f"mra-gt:{gt!r}", f"MRA ground truth {gt!r} is not a number: scored 0")
         return 0.0
-    pred_value = parse_number(pred) if isinstance(pred, str) else float(pred)
-    if pred_value is None or not math.isfinite(pred_value):
+    pred_value = _as_number(pred)
+    if pred_value is None:
         return 0.0
     relative = abs(pred_value - gt_value) / (abs(gt_value) + 1e-8)
     passed = sum(1 for theta in thresholds if relative < 1.0 - theta)
     return passed / len(thresholds)
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, str):
+        return parse_number(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _clip01(value: float) -> float:

@@ -36,6 +36,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,11 @@ def _load_image(path: Path) -> np.ndarray:
 
 def _file_identity(path: Path) -> list[Any]:
     stat = path.stat()  # raises FileNotFoundError for a missing file: the row fails, loudly
-    return [str(path), stat.st_mtime_ns, stat.st_size]
+    return [str(path.resolve()), stat.st_mtime_ns, stat.st_size]
+
+
+class MediaError(Exception):
+    """A row's frames could not be read or decoded (the reward for that row becomes None)."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,9 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def similarity_reward(text_embedding: np.ndarray, frame_embeddings: np.ndarray, variant: str, weight: float) -> float:
+def similarity_reward(
+    text_embedding: np.ndarray, frame_embeddings: np.ndarray, variant: str, weight: float
+) -> float:
     """R_s from one L2-normalised text embedding (D,) and L2-normalised frame embeddings (F, D)."""
     if variant == "mean_of_frames":
         video = _normalise(frame_embeddings.mean(axis=0))
@@ -243,6 +250,18 @@ class SemanticScorer:
     Loads `SiglipModel`, its tokenizer and image processor by hub name or local folder, the same way for
     the production model and for `training.tiny_siglip`. `stats` counts frames encoded, cache hits and
     misses (the benchmark and the tests read it).
+
+    model_name_or_path: hub id or folder (production: `DEFAULT_SIGLIP`, the encoder VideoRFT used).
+    device, dtype: where SigLIP runs; under accelerate give each rank its own device (`accelerator.device`),
+        bf16 on GPU as the reference did. dtype is part of the cache key.
+    cache_dir: folder for `<key[:2]>/<key>.npy` frame embeddings, shareable between ranks and runs;
+        None keeps the in-memory cache only.
+    variant / weight: `mean_of_frames` (paper) or `per_frame` (released code); w = 2.
+    max_text_len: token budget of the reasoning span, capped at the text tower's positions (64 for SigLIP).
+    num_frames: frames sampled from a video file (VideoRFT trains on 16); given frames are used as given.
+    media_root: base of relative paths in the media columns.
+    video_decoder: (path, num_frames) -> uint8 frames; default `curation.video` (`curation_video_decoder`).
+    memory_cache_size: videos kept in the in-memory LRU (16 x 1152 float32 = 74 KB each for so400m).
     """
 
     def __init__(
@@ -278,7 +297,9 @@ class SemanticScorer:
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
-        self.model = SiglipModel.from_pretrained(self.model_name_or_path, dtype=self.dtype).to(self.device).eval()
+        self.model = (
+            SiglipModel.from_pretrained(self.model_name_or_path, dtype=self.dtype).to(self.device).eval()
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_name_or_path)
         # PIL backend: the default one needs torchvision, which must not be installed next to transformers.
         self.image_processor = AutoImageProcessor.from_pretrained(self.model_name_or_path, backend="pil")
@@ -286,7 +307,13 @@ class SemanticScorer:
         self.model_id = self._model_id()
 
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.stats = {"frames_encoded": 0, "videos_encoded": 0, "memory_hits": 0, "disk_hits": 0, "texts_encoded": 0}
+        self.stats = {
+            "frames_encoded": 0,
+            "videos_encoded": 0,
+            "memory_hits": 0,
+            "disk_hits": 0,
+            "texts_encoded": 0,
+        }
 
     def _model_id(self) -> str:
         """Identity of the weights and preprocessing, part of every cache key."""
@@ -315,7 +342,11 @@ class SemanticScorer:
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
             ids = self.tokenizer(
-                chunk, padding="max_length", truncation=True, max_length=self.max_text_len, return_tensors="pt"
+                chunk,
+                padding="max_length",
+                truncation=True,
+                max_length=self.max_text_len,
+                return_tensors="pt",
             )["input_ids"].to(self.device)
             with torch.inference_mode():
                 pooled = self.model.text_model(input_ids=ids).pooler_output
@@ -332,7 +363,9 @@ class SemanticScorer:
             chunk = [to_uint8_rgb(f) for f in frames[start : start + self.batch_size]]
             pixels = self.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
             with torch.inference_mode():
-                pooled = self.model.vision_model(pixel_values=pixels.to(self.device, self.dtype)).pooler_output
+                pooled = self.model.vision_model(
+                    pixel_values=pixels.to(self.device, self.dtype)
+                ).pooler_output
             out.append(pooled.float().cpu().numpy())
             self.stats["frames_encoded"] += len(chunk)
         return _normalise(np.concatenate(out))
@@ -353,9 +386,12 @@ class SemanticScorer:
         if embeddings is not None:
             self.stats["disk_hits"] += 1
         else:
-            frames = media.load(self.num_frames, self.video_decoder)
+            try:
+                frames = media.load(self.num_frames, self.video_decoder)
+            except Exception as exc:  # decoders raise many types (VideoError, OSError, PIL errors...)
+                raise MediaError(str(exc)) from exc
             if not frames:
-                raise ValueError("no frames")
+                raise MediaError("no frames")
             embeddings = self.encode_frames(frames)
             self.stats["videos_encoded"] += 1
             self._write_disk(key, embeddings)
@@ -379,7 +415,10 @@ class SemanticScorer:
         try:
             return np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:  # a torn or corrupt file: recompute and overwrite it
-            warn_once(f"semantic-cache-corrupt:{path}", f"unreadable semantic cache file {path} ({exc}); recomputing")
+            warn_once(
+                f"semantic-cache-corrupt:{path}",
+                f"unreadable semantic cache file {path} ({exc}); recomputing",
+            )
             return None
 
     def _write_disk(self, key: str, embeddings: np.ndarray) -> None:
@@ -409,7 +448,7 @@ class SemanticScorer:
         for item in media:
             try:
                 keys.append(self.cache_key(item))
-            except Exception as exc:  # noqa: BLE001 - a missing file or a malformed frame fails this row only
+            except (OSError, ValueError) as exc:  # a missing file or a malformed frame fails this row only
                 self._media_failed(item, exc)
                 keys.append(None)
         embeddings: dict[str, np.ndarray | None] = {}
@@ -418,8 +457,8 @@ class SemanticScorer:
                 continue
             try:
                 embeddings[key] = self.frame_embeddings(item, key)
-            except Exception as exc:  # noqa: BLE001 - bad media fails this row only, and is logged
-                self._media_failed(item, exc)
+            except MediaError as exc:  # bad media fails its rows only; a model error still raises
+                self._media_failed(item, exc.__cause__ or exc)
                 embeddings[key] = None
         rows = [i for i, key in enumerate(keys) if key is not None and embeddings[key] is not None]
         text_embeddings = self.encode_texts([texts[i] for i in rows])
@@ -437,38 +476,56 @@ class SemanticScorer:
         )
 
 
+def semantic_reward(
+    completions: Sequence[Any],
+    solution: Sequence[str],
+    problem_type: Sequence[str],
+    *,
+    semantic_scorer: SemanticScorer,
+    gated: bool = True,
+    **kwargs: Any,
+) -> list[float | None]:
+    """R_s per completion with `semantic_scorer`; 0 where the row's accuracy is not > 0 (if `gated`).
+
+    None (TRL: ignored for this reward only) where the row's media cannot be read; 0 for an empty
+    reasoning span (nothing to compare with the frames). Bind the scorer with `make_semantic_reward`.
+    """
+    present = [c for c in MEDIA_COLUMNS if c in kwargs]
+    if not present:
+        raise KeyError(f"semantic reward needs one of the columns {MEDIA_COLUMNS}; got {sorted(kwargs)}")
+    texts = [completion_text(c) for c in completions]
+    rewards: list[float | None] = [0.0] * len(texts)
+    todo: list[int] = []
+    media: list[Media] = []
+    for i, text in enumerate(texts):
+        if gated and not score_completion(text, solution[i], problem_type[i]) > 0:
+            continue  # gated: no text or image pass for a wrong answer
+        if not reasoning_span(text):
+            continue  # no description to compare with the frames: 0, not SigLIP's opinion of ""
+        row = {c: kwargs[c][i] for c in present}
+        if "data_type" in kwargs:
+            row["data_type"] = kwargs["data_type"][i]
+        item = media_from_row(row, semantic_scorer.media_root)
+        if item is None:
+            warn_once(
+                "semantic-no-media",
+                "semantic reward: a row has no frames in any media column; reward is None",
+            )
+            rewards[i] = None
+            continue
+        todo.append(i)
+        media.append(item)
+    scored = semantic_scorer.score([reasoning_span(texts[i]) for i in todo], media)
+    for i, value in zip(todo, scored, strict=True):
+        rewards[i] = value
+    log_metric = kwargs.get("log_metric")
+    if callable(log_metric) and todo:
+        log_metric("semantic/media_failures", float(sum(v is None for v in scored)))
+    return rewards
+
+
 def make_semantic_reward(scorer: SemanticScorer, gated: bool = True) -> RewardFunc:
-    """TRL reward function computing R_s with `scorer`; 0 where the row's accuracy is not > 0 (if gated)."""
-
-    def semantic_reward(
-        completions: Sequence[Any], solution: Sequence[str], problem_type: Sequence[str], **kwargs: Any
-    ) -> list[float | None]:
-        present = [c for c in MEDIA_COLUMNS if c in kwargs]
-        if not present:
-            raise KeyError(f"semantic reward needs one of the columns {MEDIA_COLUMNS}; got {sorted(kwargs)}")
-        texts = [completion_text(c) for c in completions]
-        rewards: list[float | None] = [0.0] * len(texts)
-        todo: list[int] = []
-        media: list[Media] = []
-        for i, text in enumerate(texts):
-            if gated and not score_completion(text, solution[i], problem_type[i]) > 0:
-                continue  # gated: no text or image pass for a wrong answer
-            row = {c: kwargs[c][i] for c in present}
-            if "data_type" in kwargs:
-                row["data_type"] = kwargs["data_type"][i]
-            item = media_from_row(row, scorer.media_root)
-            if item is None:
-                warn_once("semantic-no-media", "semantic reward: a row has no frames in any media column; reward is None")
-                rewards[i] = None
-                continue
-            todo.append(i)
-            media.append(item)
-        scored = scorer.score([reasoning_span(texts[i]) for i in todo], media)
-        for i, value in zip(todo, scored, strict=True):
-            rewards[i] = value
-        log_metric = kwargs.get("log_metric")
-        if callable(log_metric) and todo:
-            log_metric("semantic/media_failures", float(sum(v is None for v in scored)))
-        return rewards
-
-    return semantic_reward
+    """`semantic_reward` bound to `scorer` (a named partial, like the registry's other factories)."""
+    wrapped = partial(semantic_reward, semantic_scorer=scorer, gated=gated)
+    update_wrapper(wrapped, semantic_reward)
+    return wrapped

@@ -86,9 +86,14 @@ def _synthetic_corpus(n: int = 400, seed: int = 0) -> list[str]:
     for _ in range(n):
         obs = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_PLACES)}."
         lines.append(obs)
-        lines.append(f"<think>The question asks about the video. {obs} So the answer is {rng.choice('ABCD')}.</think>")
+        lines.append(
+            f"<think>The question asks about the video. {obs} So the answer is {rng.choice('ABCD')}.</think>"
+        )
         lines.append(f"<answer>{rng.choice(['A', 'B', 'C', 'D', str(rng.randint(0, 99)), '3.14'])}</answer>")
-    lines += _QUESTIONS + ["A. left\nB. right\nC. up\nD. down", "system user assistant You are a helpful assistant."]
+    lines += _QUESTIONS + [
+        "A. left\nB. right\nC. up\nD. down",
+        "system user assistant You are a helpful assistant.",
+    ]
     return lines
 
 
@@ -212,7 +217,10 @@ def build_tiny_qwen25vl(out_dir: str | Path, *, seed: int = 0, overwrite: bool =
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
+        eos_token_id=[
+            tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        ],
         pad_token_id=config.text_config.pad_token_id,
         do_sample=False,
     )

@@ -58,7 +58,10 @@ def _build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     trainer = UnigramTrainer(
-        vocab_size=VOCAB_SIZE, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", shrinking_factor=0.75
+        vocab_size=VOCAB_SIZE,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        unk_token="<unk>",
+        shrinking_factor=0.75,
     )
     tok.train_from_iterator(_synthetic_corpus(), trainer=trainer)
     eos_id = tok.token_to_id("</s>")

@@ -1,14 +1,15 @@
 """Frames for training and evaluation, decoded by `curation.video` (one sampling implementation).
 
-Curation extracts frames with `curation.video` (uniform centre sampling, decoder fallbacks, resize to
-a pixel budget on Qwen's 28 px grid); training and evaluation must see the *same* frames, so this
-module is a thin adapter over it: it adds no sampling rule of its own, only
+Curation extracts frames with `curation.video.sample_frames` (uniform centre sampling, decoder
+fallbacks, downscale to a pixel budget on Qwen's 28 px grid); training, evaluation and the semantic
+reward must see the *same* frames, so this module is a thin adapter over it. It adds no sampling or
+resizing rule of its own, only
 
 - `VideoClip`: frames (T, H, W, 3) uint8 + the facts a Qwen processor needs (`video_metadata`:
   source fps, frame count, sampled indices, from which `second_per_grid_ts` follows);
 - `load_clip(path, cfg)` / `load_image(path, cfg)`;
 - `MediaLoader`: resolves `media_path` against a media root (never outside it) and keeps a small LRU
-  cache, because GRPO asks for the same video G times per step and the semantic reward asks again.
+  cache, because GRPO asks for the same video G times per step.
 """
 
 from __future__ import annotations
@@ -89,76 +90,28 @@ class VideoClip:
         return [Image.fromarray(f) for f in self.frames]
 
 
-def _curation_loader() -> Any | None:
-    """`curation.video`'s own high-level loader when it exposes one (preferred: same fallbacks)."""
-    try:
-        from curation.video import loader  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return loader
-
-
 def load_clip(path: str | Path, cfg: VideoConfig | None = None) -> VideoClip:
-    """Decode the configured frames of `path` with curation's readers, indices and resize rule.
+    """Decode the configured frames of `path` with `curation.video.sample_frames` (its reader fallbacks,
+    uniform centre sampling and pixel budget). Bad media raise `curation.video.VideoError`."""
+    from curation.video import sample_frames
 
-    Readers are tried in `cfg.readers_to_try()` order; only decoder-specific failures move on to the
-    next reader (a truncated or missing file fails the same way everywhere). Raises
-    `curation.video.errors.VideoError` with the last reason.
-    """
-    from curation.video.errors import DECODER_SPECIFIC_KINDS, READER_UNAVAILABLE, VideoError
-    from curation.video.readers import open_video
-    from curation.video.resize import fit_to_budget, resize_frame
-    from curation.video.sampling import frame_indices, timestamps
-
-    cfg = cfg or VideoDecodeConfig()
-    path = Path(path)
-    last: VideoError | None = None
-    for reader in cfg.readers_to_try():
-        try:
-            video = open_video(path, reader)
-        except ImportError as exc:  # decoder not installed here
-            last = VideoError(f"reader unavailable: {reader}: {exc}", READER_UNAVAILABLE)
-            continue
-        except VideoError as exc:
-            last = exc
-            if exc.kind in DECODER_SPECIFIC_KINDS:
-                continue
-            raise
-        try:
-            with video:
-                info = video.info
-                indices = frame_indices(info, cfg)
-                frames = video.read(indices)
-        except VideoError as exc:
-            last = exc
-            if exc.kind in DECODER_SPECIFIC_KINDS:
-                continue
-            raise
-        size = fit_to_budget(info.width, info.height, cfg.max_pixels, cfg.size_factor)
-        frames = [resize_frame(f, size) for f in frames]
-        return VideoClip(
-            frames=np.stack(frames).astype(np.uint8, copy=False),
-            indices=list(indices),
-            timestamps=timestamps(list(indices), info.fps),
-            fps=float(info.fps),
-            frame_count=int(info.frame_count),
-            reader=reader,
-        )
-    assert last is not None
-    raise last
+    sampled = sample_frames(Path(path), cfg or VideoDecodeConfig(), image=False)
+    return VideoClip(
+        frames=np.stack(sampled.frames).astype(np.uint8, copy=False),
+        indices=list(sampled.indices),
+        timestamps=list(sampled.timestamps),
+        fps=float(sampled.info.fps),
+        frame_count=int(sampled.info.frame_count),
+        reader=sampled.reader,
+    )
 
 
-def load_image(path: str | Path, max_pixels: int | None = None, size_factor: int = 28) -> Image.Image:
-    """An RGB image, downscaled to `max_pixels` with the curation rule when given."""
-    from curation.video.resize import fit_to_budget
+def load_image(path: str | Path, cfg: VideoConfig | None = None) -> Image.Image:
+    """An RGB image through the same loader (still-image path, same pixel-budget rule)."""
+    from curation.video import sample_frames
 
-    with Image.open(path) as img:
-        image = img.convert("RGB")
-    if max_pixels is not None:
-        size = fit_to_budget(image.width, image.height, max_pixels, size_factor)
-        if size != image.size:
-            image = image.resize(size, Image.BICUBIC)
-    return image
+    sampled = sample_frames(Path(path), cfg or VideoDecodeConfig(), image=True)
+    return Image.fromarray(sampled.frames[0])
 
 
 def resolve_media_path(media_root: str | Path | None, media_path: str) -> Path:
@@ -192,11 +145,26 @@ class MediaLoader:
         self.media_root = Path(media_root) if media_root is not None else None
         self.video = video or VideoDecodeConfig()
         self.image_max_pixels = image_max_pixels
+        # Images: same loader, their own pixel budget (Qwen allows more pixels for a still image).
+        self._image_cfg = self.video.model_copy(
+            update={"max_pixels": image_max_pixels or self.video.max_pixels, "min_pixels": 1}
+        )
         self.maxsize = maxsize
         self._cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Dataloader workers started with "spawn" pickle the collator: ship settings, not the cache/lock.
+        state = self.__dict__.copy()
+        state["_cache"] = OrderedDict()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def path(self, media_path: str) -> Path:
         return resolve_media_path(self.media_root, media_path)
@@ -222,4 +190,4 @@ class MediaLoader:
 
     def image(self, media_path: str | Path) -> Image.Image:
         path = Path(media_path) if Path(media_path).is_absolute() else self.path(str(media_path))
-        return self._cached("image", path, lambda: load_image(path, self.image_max_pixels))
+        return self._cached("image", path, lambda: load_image(path, self._image_cfg))

@@ -74,7 +74,9 @@ def smart_resize(
 ) -> tuple[int, int]:
     """Qwen2-VL's resize rule: sides multiples of `factor`, pixel count within [min, max], aspect kept."""
     if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"absolute aspect ratio must be smaller than 200, got {max(height, width) / min(height, width)}")
+        raise ValueError(
+            f"absolute aspect ratio must be smaller than 200, got {max(height, width) / min(height, width)}"
+        )
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > max_pixels:
@@ -234,15 +236,30 @@ class NumpyQwen2VLVideoProcessor(VideoProcessorMixin):
 
     def _load_videos(self, videos: Any, video_metadata: Any) -> tuple[list[Any], list[VideoMetadata]]:
         """Accept arrays / PIL frame lists / paths; decode paths with the shared sampler."""
-        if isinstance(videos, (str, Path)):
-            videos = [videos]
-        if isinstance(videos, (list, tuple)) and videos and all(isinstance(v, (str, Path)) for v in videos):
+        if isinstance(videos, Path):
+            videos = str(videos)
+        videos = make_batched_videos(videos)
+        if any(isinstance(v, (str, Path)) for v in videos):
+            # Paths (e.g. from a `{"type": "video", "video": path}` part): decode with the shared sampler;
+            # the clip's own metadata wins for those, given metadata (by position) for arrays.
             from training.video_io import VideoDecodeConfig, load_clip
 
             cfg = VideoDecodeConfig(num_frames=self.num_frames, max_pixels=self.max_pixels)
-            clips = [load_clip(v, cfg) for v in videos]
-            return [c.frames for c in clips], [VideoMetadata(**c.metadata()) for c in clips]
-        videos = make_batched_videos(videos)
+            given = list(video_metadata) if isinstance(video_metadata, (list, tuple)) else None
+            decoded, metas = [], []
+            for i, video in enumerate(videos):
+                if isinstance(video, (str, Path)):
+                    clip = load_clip(video, cfg)
+                    decoded.append(clip.frames)
+                    metas.append(clip.metadata())
+                else:
+                    decoded.append(video)
+                    metas.append(given[i] if given and i < len(given) else None)
+            videos = decoded
+            video_metadata = [
+                m if m is not None else {"total_num_frames": len(v), "frames_indices": list(range(len(v)))}
+                for m, v in zip(metas, videos, strict=True)
+            ]
         metadata = make_batched_metadata(videos, video_metadata=video_metadata)
         for meta in metadata:
             # Without a source fps, transformers falls back to 24 fps, which would make every clip
@@ -260,7 +277,9 @@ class NumpyQwen2VLVideoProcessor(VideoProcessorMixin):
         patch_size = videos_kwargs.get("patch_size") or self.patch_size
         merge_size = videos_kwargs.get("merge_size") or self.merge_size
         tps = videos_kwargs.get("temporal_patch_size") or self.temporal_patch_size
-        h, w = smart_resize(height, width, patch_size * merge_size, size["shortest_edge"], size["longest_edge"])
+        h, w = smart_resize(
+            height, width, patch_size * merge_size, size["shortest_edge"], size["longest_edge"]
+        )
         grid_t = (num_frames + (-num_frames % tps)) // tps
         return grid_t * (h // patch_size) * (w // patch_size)
 
@@ -396,7 +415,9 @@ def build_processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
-        chat_template=chat_template if chat_template is not None else getattr(tokenizer, "chat_template", None),
+        chat_template=chat_template
+        if chat_template is not None
+        else getattr(tokenizer, "chat_template", None),
     )
 
 
@@ -439,7 +460,9 @@ def load_processor(
         video_kwargs["num_frames"] = num_frames
     video_processor = NumpyQwen2VLVideoProcessor.from_pretrained(name_or_path, **video_kwargs)
     chat_template = None
-    template_file = cached_file(name_or_path, "chat_template.jinja", _raise_exceptions_for_missing_entries=False)
+    template_file = cached_file(
+        name_or_path, "chat_template.jinja", _raise_exceptions_for_missing_entries=False
+    )
     if template_file is not None:
         chat_template = Path(template_file).read_text()
     else:

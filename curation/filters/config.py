@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from curation.records import FREE_FORM, MULTIPLE_CHOICE, NUMERICAL, OCR, PROBLEM_TYPES, REGRESSION, normalize_problem_type
+from curation.records import (
+    FREE_FORM,
+    MULTIPLE_CHOICE,
+    NUMERICAL,
+    OCR,
+    PROBLEM_TYPES,
+    REGRESSION,
+    normalize_problem_type,
+)
 
 # Bump when a filter's logic changes in a way the config does not show (new rule, fixed bug): it is
 # part of the filter stage's content key, so every row is re-judged on the next run.
@@ -84,8 +92,10 @@ class OpenEndedAgreementConfig(_Slice):
 
     VideoRFT measures this with CLIP and gives no threshold; we use all-MiniLM-L6-v2 (a sentence
     encoder is better suited to text-text similarity than CLIP's text tower, and it ships offline).
-    0.5 separates paraphrases (typically 0.6-0.9) from unrelated or contradicting short answers
-    (typically below 0.4) on MiniLM.
+    Measured on MiniLM: paraphrases of short answers score 0.55-0.85, unrelated answers below 0.35,
+    so 0.5 keeps paraphrases and drops off-topic answers. Embedding similarity measures topic, not
+    truth: "the car turns right" vs "turns left" scores 0.9 and passes (as it would under VideoRFT's
+    CLIP rule); such contradictions are out of reach of any similarity threshold.
     """
 
     threshold: float = Field(0.5, ge=-1.0, le=1.0)
@@ -224,8 +234,8 @@ class FilterConfig(BaseModel):
         depend on). The leakage list and the scoring code are hashed in, so editing either re-judges
         rows even though the recipe did not change.
         """
-        from curation.filters.leakage import patterns_fingerprint
         from curation.filters.answer_correctness import scoring_fingerprint
+        from curation.filters.leakage import patterns_fingerprint
 
         slices = {name: getattr(self, name).model_dump(mode="json") for name in DEFAULT_ORDER}
         return {

@@ -27,8 +27,13 @@ them against the whole list. Choices where English is ambiguous:
 - "timestamp" always leaks (S_v's field), even for a dashcam overlay: rare, and "the time shown in
   the corner" says the same without the word.
 - "metadata", "JSON", "the provided text", "[Uncertain]" (S_v's uncertainty marker) always leak.
-- Blind-reasoning phrases ("I can't see the video", "imagine watching the video", "simulate
-  browsing the video" — the draft prompt's own step names) leak.
+- Blind-reasoning phrases ("I can't see the video", "simulate browsing the video" — the draft
+  prompt's step name — and "imagine what the video would show") leak. "Let me picture watching the
+  whole video" is how a viewer sets out and passes.
+- Echoes of the question are not leaks: a hit is ignored when its text occurs in the question or its
+  options, or when the same pattern matches the question itself. "What changed between the first
+  and the last frame?" makes "the first frame" part of the answer's vocabulary; a question asking
+  what happens at 00:00:05 invites timestamps.
 
 Matching is case-insensitive over `process` and `answer` (the published text).
 """
@@ -180,7 +185,10 @@ LEAK_PATTERNS: tuple[LeakPattern, ...] = (
     LeakPattern(
         name="timestamp_ms",
         label="timestamps",
-        regex=_TIME_PREP + r"\s+" + _APPROX + r"\d{1,2}:\d{2}(?:[.,]\d+)?\b(?!\s*(?:[ap]\.?m\b|o'?clock))(?!:)",
+        regex=_TIME_PREP
+        + r"\s+"
+        + _APPROX
+        + r"\d{1,2}:\d{2}(?:[.,]\d+)?\b(?!\s*(?:[ap]\.?m\b|o'?clock))(?!:)",
         why="MM:SS after a time preposition is a video position; clock readings (am/pm) pass.",
         leaks=("At 0:15 she waves.", "from 1:05 to 1:20 the car waits"),
         innocent=("The meeting starts at 3:45 pm.", "The score is 2:1 at half time."),
@@ -207,7 +215,11 @@ LEAK_PATTERNS: tuple[LeakPattern, ...] = (
         # a duration and a place.
         regex=r"\b" + _NUM + r"\s*" + _SECONDS + r"\s+(?:into\b|in\b(?=\s*(?:[,.;:!?)]|$)))",
         why="'3 seconds in' / '2s into the video' is a position.",
-        leaks=("About 3 seconds in, the dog barks.", "2s into the video a car appears", "It falls 4 seconds in."),
+        leaks=(
+            "About 3 seconds in, the dog barks.",
+            "2s into the video a car appears",
+            "It falls 4 seconds in.",
+        ),
         innocent=("The whole clip is 10 seconds in total.", "She spends 5 seconds in the kitchen."),
     ),
     LeakPattern(
@@ -223,7 +235,11 @@ LEAK_PATTERNS: tuple[LeakPattern, ...] = (
         regex=r"\b(?:provided|given)\s+(?:text|textual\s+\w+|json|annotations?)\b|\bjson\b"
         r"|\btextual\s+(?:data|information|input|representation|summary|context)\b",
         why="Guideline: never reveal that the answer is based on text.",
-        leaks=("The provided text says it rains.", "In the JSON, the cup is blue.", "the textual information"),
+        leaks=(
+            "The provided text says it rains.",
+            "In the JSON, the cup is blue.",
+            "the textual information",
+        ),
         innocent=("From the given information, the triangle is isosceles.",),
     ),
     LeakPattern(
@@ -236,18 +252,27 @@ LEAK_PATTERNS: tuple[LeakPattern, ...] = (
     LeakPattern(
         name="blind_reasoning",
         label="blind reasoning",
-        regex=r"\b(?:can(?:not|'t|’t)|unable\s+to|don't|do\s+not)\s+(?:actually\s+)?(?:see|watch|view)\s+the\s+"
-        r"(?:video|clip|footage)\b|\b(?:imagine|imagining|visualize|visualizing|simulate|simulating)\s+"
-        r"(?:watching\s+|browsing\s+|viewing\s+)?(?:the\s+)?(?:video|clip|footage)\b",
+        regex=r"\b(?:can(?:not|'t|’t)|unable\s+to|don't|do\s+not)\s+(?:actually\s+)?(?:see|watch|view|access)\s+"
+        r"the\s+(?:video|clip|footage)\b"
+        r"|\bsimulat(?:e|es|ed|ing)\s+(?:browsing|watching|viewing)\s+(?:the\s+)?(?:video|clip|footage)\b"
+        r"|\b(?:imagine|imagining|visualize|visualizing)\s+what\s+the\s+(?:video|clip|footage)\s+"
+        r"(?:might|would|could)\b",
         why="Admitting the video was not seen, or the draft prompt's 'simulate browsing the video'.",
         leaks=(
             "Since I can't see the video, I rely on the summary.",
-            "Let me imagine watching the video.",
             "First, simulate browsing the video.",
+            "Let me imagine what the video would show.",
         ),
-        innocent=("The video shows the man watching the clip on a phone.",),
+        innocent=(
+            "The video shows the man watching the clip on a phone.",
+            "Let me picture watching the whole video from start to end.",
+        ),
     ),
 )
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 @lru_cache(maxsize=1)
@@ -280,11 +305,18 @@ class LeakageFilter(FilterStep):
 
     def filter(self, row: dict[str, Any]) -> Verdict:
         text = f"{row.get('process') or ''}\n{row.get('answer') or ''}"
-        hits = self.find(text)
+        question = _fold(" ".join([str(row.get("problem") or ""), *map(str, row.get("options") or [])]))
+        found = self.find(text)
+        # What the question itself says (or the kind of thing it says) echoes the question, not the
+        # caption.
+        asked = {name for name, _, _ in self.find(question)} if found else set()
+        hits = [h for h in found if h[0] not in asked and _fold(h[2]) not in question]
+        echoes = len(found) - len(hits)
         if not hits:
-            return Verdict.ok(leak_count=0)
+            return Verdict.ok(leak_count=0, question_echoes=echoes)
         scores = {
             "leak_count": len(hits),
+            "question_echoes": echoes,
             "leak_hits": [f"{name}: {matched}" for name, _, matched in hits[:MAX_REPORTED_HITS]],
         }
         return Verdict.drop(f"mentions {hits[0][1]}", **scores)

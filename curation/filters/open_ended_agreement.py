@@ -119,6 +119,11 @@ class OpenEndedAgreementFilter(FilterStep):
                 sim = float(np.dot(emb[index[pred]], emb[index[gt]]))
                 scores = {"similarity": round(sim, 4), "threshold": threshold}
                 verdicts[i] = (
-                    Verdict.ok(**scores) if sim >= threshold else Verdict.drop(f"similarity < {threshold:g}", **scores)
+                    Verdict.ok(**scores)
+                    if sim >= threshold
+                    else Verdict.drop(f"similarity < {threshold:g}", **scores)
                 )
-        return [v for v in verdicts if v is not None]
+        missing = [i for i, v in enumerate(verdicts) if v is None]
+        if missing:
+            raise RuntimeError(f"open_ended_agreement left rows {missing} without a verdict")
+        return verdicts  # type: ignore[return-value]

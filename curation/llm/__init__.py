@@ -1,5 +1,7 @@
 """LLM access for the curation stages: one gateway, several backends, a response cache.
 
+Usage::
+
     from curation.llm import ChatRequest, EndpointConfig, Gateway
     with Gateway({"reasoner": EndpointConfig(base_url=..., model=...)}, cache_path=run_dir / "llm_cache.sqlite") as gw:
         results = gw.run([ChatRequest("reasoner", messages, {"temperature": 0.6}, tag=sample.id)])

@@ -250,7 +250,9 @@ class Gateway:
         self._rng = random.Random(seed)
         self._closed = False
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="videorft-llm-gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="videorft-llm-gateway", daemon=True
+        )
         self._thread.start()
 
     # ---- configuration -------------------------------------------------------------------------
@@ -392,7 +394,9 @@ class Gateway:
             try:
                 async with endpoint.semaphore:
                     async with asyncio.timeout(cfg.timeout_s + _DEADLINE_GRACE_S):
-                        response = await backend.chat(req.messages, params, timeout=cfg.timeout_s, headers=headers)
+                        response = await backend.chat(
+                            req.messages, params, timeout=cfg.timeout_s, headers=headers
+                        )
             except TimeoutError:
                 error: Exception = TransientError(f"timeout after {cfg.timeout_s:g}s", kind="timeout")
             except (TransientError, PermanentError) as exc:
@@ -407,7 +411,9 @@ class Gateway:
             if isinstance(error, PermanentError) or attempt > cfg.max_retries:
                 return self._final_failure(req, key, error, attempt)
             delay = backoff_delay(attempt, cfg, getattr(error, "retry_after", None), self._rng)
-            log.info("%s %s: attempt %d failed (%s); retrying in %.2fs", req.role, req.tag, attempt, error, delay)
+            log.info(
+                "%s %s: attempt %d failed (%s); retrying in %.2fs", req.role, req.tag, attempt, error, delay
+            )
             await asyncio.sleep(delay)
 
     def _record_success(self, role: str, key: str, response: dict[str, Any], attempt: int) -> ChatResult:

@@ -20,6 +20,7 @@ from curation.llm.sim_config import Plants
 from curation.llm.sim_scene import (
     Scene,
     coarse_time,
+    coarsen_times,
     events_near,
     hhmmss,
     objects_at,
@@ -147,23 +148,53 @@ def planted_answer(sample: dict[str, Any], planted: Plants) -> str:
     return wrong_answer(sample) if planted.wrong_answer else str(sample.get("solution", "")).strip()
 
 
-def fit_words(text: str, lo: int = 20, hi: int = 30) -> str:
-    """Pad with neutral sentences or cut so the text has lo..hi words (VideoRFT: ~20-30)."""
-    filler = (
-        "The camera stays fixed for the whole clip.",
-        "The frame is simple and uncluttered.",
-        "Nothing else enters the view.",
-        "The lighting does not change.",
-    )
-    words = text.split()
-    i = 0
-    while len(words) < lo:
-        words += filler[i % len(filler)].split()
-        i += 1
-    if len(words) > hi:
+_FILLER = (
+    "The camera stays fixed for the whole clip.",
+    "The frame is simple and uncluttered.",
+    "Nothing else enters the view.",
+    "The lighting does not change.",
+)
+
+
+def fit_words(*sentences: str, lo: int = 20, hi: int = 30) -> str:
+    """Whole sentences, in order, while they fit in `hi` words, padded with neutral ones to `lo`.
+
+    VideoRFT's video_caption is 1-2 sentences of about 20-30 words.
+    """
+    words: list[str] = []
+    for sentence in sentences:
+        extra = sentence.split()
+        if words and len(words) + len(extra) > hi:
+            continue
+        words += extra
+    if len(words) > hi:  # a single sentence longer than the limit: cut it
         words = words[:hi]
         words[-1] = words[-1].rstrip(",;.") + "."
+    i = 0
+    while len(words) < lo:
+        extra = _FILLER[i % len(_FILLER)].split()
+        words += extra[: hi - len(words)] if len(words) + len(extra) > hi else extra
+        i += 1
     return " ".join(words)
+
+
+def _a(name: str) -> str:
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
+
+
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def objects_phrase(names: list[str]) -> str:
+    """Grouped names in order of first mention: "two green squares and a purple circle"."""
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    parts = [
+        _a(n) if k == 1 else f"{_NUMBER_WORDS[k] if k < len(_NUMBER_WORDS) else k} {n}s"
+        for n, k in counts.items()
+    ]
+    return _join(parts) or "a few simple shapes"
 
 
 def _join(items: list[str]) -> str:
@@ -179,37 +210,44 @@ def _background(scene: Scene) -> str:
 
 
 def video_caption(scene: Scene) -> str:
-    names = _join([f"a {o.name}" for o in scene.objects]) or "a few simple shapes"
-    text = f"A short synthetic clip on a {_background(scene)} showing {names}"
+    background = f"The scene has a {_background(scene)}."
+    if scene.reference_caption:
+        return fit_words(scene.reference_caption, background)
+    text = f"A short synthetic clip on a {_background(scene)} showing {objects_phrase([o.name for o in scene.objects])}"
     if scene.events:
         text += f", where {scene.events[0].description} {coarse_time(scene.events[0].t, scene.duration)}"
     elif scene.objects:
         text += f", with the {scene.objects[0].name} {scene.objects[0].overall_motion()}"
     if scene.text:
-        text += f" and the text \"{scene.text}\" on screen"
+        text += f' and the text "{scene.text}" on screen'
     return fit_words(text + ".")
 
 
 def frame_entry(scene: Scene, t: float) -> dict[str, Any]:
     visible = objects_at(scene, t)
-    sentences = [f"The {o.name} is in the {region} of the frame, {motion}." for o, region, motion in visible]
+    names = [o.name_at(t) for o, _, _ in visible]
+    sentences = [
+        f"The {name} is in the {region} of the frame, {motion}."
+        for name, (_, region, motion) in zip(names, visible, strict=True)
+    ]
     if not visible:
         sentences.append("No object is visible at this moment.")
     near = events_near(scene, t)
     sentences += [f"Here {e.description}." for e in near]
-    text_on = scene.text_visible_at(t)
+    text_on = scene.text_at(t)
     if text_on:
-        sentences.append(f'The text "{scene.text}" is shown on screen.')
+        sentences.append(f'The text "{text_on}" is shown on screen.')
     sentences.append(f"The scene has a {_background(scene)}.")
-    features = sorted({o.color for o, _, _ in visible if o.color})
+    features = sorted({name.split()[0] for name in names if len(name.split()) > 1})
     if text_on:
-        features.append(f'text "{scene.text}"')
+        features.append(f'text "{text_on}"')
     return {
         "timestamp": hhmmss(t),
         "caption": " ".join(sentences),
         "key_elements": {
-            "objects": [o.name for o, _, _ in visible],
-            "actions": [f"{o.name} {motion}" for o, _, motion in visible] + [e.description for e in near],
+            "objects": names,
+            "actions": [f"{name} {motion}" for name, (_, _, motion) in zip(names, visible, strict=True)]
+            + [e.description for e in near],
             "scene": _background(scene),
             "notable_features": features,
             "spatial_relations": spatial_relations(visible, t),
@@ -223,6 +261,91 @@ def caption_json(scene: Scene, times: list[float]) -> str:
     return json.dumps(
         {"video_caption": video_caption(scene), "frames": [frame_entry(scene, t) for t in times]},
         ensure_ascii=False,
+    )
+
+
+def caption_kind(payload: dict[str, Any], sample: dict[str, Any] | None) -> str:
+    """Which description schema ("video" or "image") the caption request wants.
+
+    A known sample says so itself; otherwise the requested JSON schema does (its name or a
+    `frames` property); otherwise a single unlabelled image means an image.
+    """
+    if sample is not None and sample.get("data_type") in ("video", "image"):
+        return str(sample["data_type"])
+    fmt = payload.get("response_format") or {}
+    schema = fmt.get("json_schema") or {} if isinstance(fmt, dict) else {}
+    if isinstance(schema, dict) and schema:
+        name = str(schema.get("name", ""))
+        if "image" in name or "video" in name:
+            return "image" if "image" in name else "video"
+        props = (schema.get("schema") or {}).get("properties") or {}
+        if "frames" in props:
+            return "video"
+        if "scene_context" in props:
+            return "image"
+    messages = payload.get("messages") or []
+    labelled = any(
+        _SECONDS.search(p.get("text", "")) for m in messages for p in _parts(m) if p.get("type") == "text"
+    )
+    has_video = any(p.get("type") == "video_url" for m in messages for p in _parts(m))
+    return "image" if count_images(messages) == 1 and not labelled and not has_video else "video"
+
+
+def _size_word(size: float | None, width: float | None) -> str:
+    if not size or not width:
+        return "medium"
+    frac = size / width
+    return "small" if frac < 0.1 else ("large" if frac > 0.25 else "medium")
+
+
+def image_description_json(sample: dict[str, Any], scene: Scene) -> str:
+    """ImageDescription (VideoRFT App. D.2, general family) of the scene at t = 0."""
+    meta = sample.get("meta") or {}
+    sizes = {str(o.get("id")): o.get("size") for o in meta.get("objects") or [] if isinstance(o, dict)}
+    visible = objects_at(scene, 0.0)
+    objects = [
+        {
+            "id": i + 1,
+            "type": o.shape or o.name,
+            "color": o.color or "unknown",
+            "size": _size_word(sizes.get(o.id), meta.get("width")),
+            "location": region,
+        }
+        for i, (o, region, _) in enumerate(visible)
+    ]
+    text = scene.text_at(0.0)
+    relations = []
+    for rel in spatial_relations(visible, 0.0):
+        for pred in (" left of ", " right of ", " above ", " below "):
+            if pred in rel:
+                subject, obj = rel.split(pred, 1)
+                relations.append({"subject": subject, "predicate": pred.strip(), "object": obj})
+                break
+    caption = (
+        scene.reference_caption
+        or f"An image on a {_background(scene)} showing {objects_phrase([o.name for o, _, _ in visible])}."
+    )
+    return json.dumps(
+        {
+            "caption": caption,
+            "objects": objects,
+            "text": [{"content": text, "location": "center"}] if text else [],
+            "scene_context": _background(scene),
+            "relations": relations,
+        },
+        ensure_ascii=False,
+    )
+
+
+def generic_image_description_json() -> str:
+    return json.dumps(
+        {
+            "caption": f"Generic simulated description {GENERIC_NOTE}.",
+            "objects": [],
+            "text": [],
+            "scene_context": "unknown",
+            "relations": [],
+        }
     )
 
 
@@ -260,12 +383,17 @@ def reasoning_steps(sample: dict[str, Any], scene: Scene, planted: Plants) -> li
     """The draft's five steps as sentences, each flagged True when it is planted leakage."""
     answer = planted_answer(sample, planted)
     leak = planted.leak_in_draft
-    names = _join([f"a {o.name}" for o in scene.objects]) or "a few simple shapes"
-    question = str(sample.get("problem", "")).strip().splitlines()[0] if sample.get("problem") else "the question"
+    names = objects_phrase([o.name for o in scene.objects])
+    question = (
+        str(sample.get("problem", "")).strip().splitlines()[0] if sample.get("problem") else "the question"
+    )
 
     watching = [
         ("Let me picture watching the whole video from start to end.", False),
-        (f"It is a short clip of about {scene.duration:.0f} seconds on a {_background(scene)}, showing {names}.", False),
+        (
+            f"It is a short clip of about {scene.duration:.0f} seconds on a {_background(scene)}, showing {names}.",
+            False,
+        ),
     ]
     if leak:
         watching.append((f"According to the caption, the scene contains {names}.", True))
@@ -283,25 +411,35 @@ def reasoning_steps(sample: dict[str, Any], scene: Scene, planted: Plants) -> li
             e = scene.events[0]
             locating.append((f"The frame-level metadata shows that at {hhmmss(e.t)} {e.description}.", True))
     else:
-        locating.append(("The whole clip matters here, since the objects keep moving throughout.", False))
+        locating.append(
+            ("Nothing seems to change over time, so every moment of the clip shows the same scene.", False)
+        )
         if leak:
             locating.append(("The frame-level metadata shows the same objects at 00:00:01 and later.", True))
 
     visual = []
-    for o in scene.objects:
-        first, last = o.position_at(o.track[0][0]) if o.track else None, o.position_at(scene.duration)
-        if first and last:
-            visual.append(
-                (
-                    f"The video shows the {o.name} starting in the {region_phrase(*first)}, "
-                    f"{o.overall_motion()}, and ending near the {region_phrase(*last)}.",
-                    False,
+    if scene.facts:
+        facts = [coarsen_times(f, scene.duration) for f in scene.facts]
+        if planted.wrong_answer:  # the generator's own conclusion would contradict the planted one
+            facts = [f for f in facts if not f.startswith("So ")]
+        visual += [(f"The video shows this: {facts[0][0].lower()}{facts[0][1:]}", False)] if facts else []
+        visual += [(f, False) for f in facts[1:]]
+    else:
+        for o in scene.objects:
+            first = o.position_at(o.track[0][0]) if o.track else None
+            last = o.position_at(scene.duration)
+            if first and last:
+                visual.append(
+                    (
+                        f"The video shows the {o.name} starting in the {region_phrase(*first)}, "
+                        f"{o.overall_motion()}, and ending near the {region_phrase(*last)}.",
+                        False,
+                    )
                 )
-            )
-        else:
-            visual.append((f"The video shows the {o.name} in view.", False))
-    if scene.text:
-        visual.append((f'Some text appears on screen; it reads "{scene.text}".', False))
+            else:
+                visual.append((f"The video shows the {o.name} in view.", False))
+        if scene.text:
+            visual.append((f'Some text appears on screen; it reads "{scene.text}".', False))
     if not visual:
         visual.append(("The video shows a simple scene with little change.", False))
     if leak:
@@ -311,7 +449,10 @@ def reasoning_steps(sample: dict[str, Any], scene: Scene, planted: Plants) -> li
         closing = f"Putting it together, I am fairly confident the answer is {answer}."
     else:
         closing = f"Checking this again against what I saw, the answer is {answer}."
-    reflect = [("Let me double-check that this is consistent with the visual events.", False), (closing, False)]
+    reflect = [
+        ("Let me double-check that this is consistent with the visual events.", False),
+        (closing, False),
+    ]
     return [watching, task, locating, visual, reflect]
 
 
@@ -327,7 +468,9 @@ def draft_parts(sample: dict[str, Any], scene: Scene, planted: Plants) -> tuple[
 
 def revise_content(sample: dict[str, Any], scene: Scene, planted: Plants) -> str:
     """The reviser returns only the think block: leakage gone (unless planted), conclusion kept."""
-    reasoning = render_steps(reasoning_steps(sample, scene, planted), keep_leaks=planted.leak_survives_revision)
+    reasoning = render_steps(
+        reasoning_steps(sample, scene, planted), keep_leaks=planted.leak_survives_revision
+    )
     return f"<think>{reasoning}</think>"
 
 
@@ -348,10 +491,15 @@ def generic_draft_parts(messages: list[dict[str, Any]]) -> tuple[str, str]:
     return reasoning, f"<answer>{answer}</answer>"
 
 
+_DRAFT_SECTION = re.compile(r"Draft reasoning:\s*(.*?)(?:\n\s*Draft answer:|\Z)", re.DOTALL)
+
+
 def generic_revise_content(messages: list[dict[str, Any]]) -> str:
-    drafts = _THINK.findall(request_text(messages, ("user",)))
-    body = strip_leaks(drafts[-1]) if drafts else f"{GENERIC_NOTE} The video shows a simple scene."
-    return f"<think>{body}</think>"
+    """The draft it was given (a `<think>` block, or a "Draft reasoning:" section) minus leaks."""
+    text = request_text(messages, ("user",))
+    drafts = _THINK.findall(text) or _DRAFT_SECTION.findall(text)
+    body = strip_leaks(drafts[-1]) if drafts else ""
+    return f"<think>{body or GENERIC_NOTE + ' The video shows a simple scene.'}</think>"
 
 
 def generic_reply() -> str:

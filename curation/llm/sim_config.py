@@ -58,8 +58,8 @@ class SimConfig(BaseModel):
     faults: FaultRates = Field(default_factory=FaultRates)
     # Scripted faults for exact tests: the k-th arrival of every request gets the k-th kind here
     # ("ok" for none); arrivals past the list fall back to the hashed rates above.
-    fault_script: list[Literal["ok", "server_error", "rate_limited", "hang", "malformed", "truncated"]] = Field(
-        default_factory=list
+    fault_script: list[Literal["ok", "server_error", "rate_limited", "hang", "malformed", "truncated"]] = (
+        Field(default_factory=list)
     )
     retry_after_s: float = Field(default=1.0, ge=0)  # what a 429 asks for
     retry_after_http_date: bool = False  # send Retry-After as an HTTP date instead of seconds

@@ -10,6 +10,7 @@ happens, what text is visible.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,22 @@ class SceneObject:
     track: list[Point] = field(default_factory=list)
     start: float | None = None
     end: float | None = None
+    id: str = ""
+    # (time, attribute, value): the object's colour/shape/size from that time on.
+    changes: list[tuple[float, str, Any]] = field(default_factory=list)
+
+    def name_at(self, t: float) -> str:
+        """What the object looks like at t ("blue square" after a red square turned blue)."""
+        colour, shape = self.color, self.shape
+        for when, attr, value in self.changes:
+            if t + 1e-6 >= when:
+                if attr == "colour":
+                    colour = str(value)
+                elif attr == "shape":
+                    shape = str(value)
+        if colour == self.color and shape == self.shape:
+            return self.name
+        return " ".join(p for p in (colour, shape) if p) or self.name
 
     def visible_at(self, t: float) -> bool:
         if self.start is not None and t < self.start - 1e-6:
@@ -43,7 +60,7 @@ class SceneObject:
         return self.track[-1][1], self.track[-1][2]
 
     def motion_at(self, t: float, window: float = 0.5) -> str:
-        """"moving right", "moving up and left", ... or "staying still"."""
+        """Direction of motion around t: "moving right", "moving up and left", ... or "staying still"."""
         a, b = self.position_at(t - window), self.position_at(t + window)
         if a is None or b is None:
             return "staying still"
@@ -71,13 +88,26 @@ class Scene:
     text: str = ""
     text_start: float | None = None
     text_end: float | None = None
+    # (time, word) when on-screen text builds up word by word ("text_appears" events).
+    text_words: list[tuple[float, str]] = field(default_factory=list)
+    # The generator's own one-sentence description and the facts that lead to the answer.
+    reference_caption: str = ""
+    facts: list[str] = field(default_factory=list)
+
+    def text_at(self, t: float) -> str:
+        """The on-screen text visible at t ("" when none)."""
+        if not self.text:
+            return ""
+        if self.text_words:
+            return " ".join(w for when, w in self.text_words if t + 1e-6 >= when)
+        if self.text_start is not None and t < self.text_start - 1e-6:
+            return ""
+        if self.text_end is not None and t > self.text_end + 1e-6:
+            return ""
+        return self.text
 
     def text_visible_at(self, t: float) -> bool:
-        if not self.text:
-            return False
-        if self.text_start is not None and t < self.text_start - 1e-6:
-            return False
-        return not (self.text_end is not None and t > self.text_end + 1e-6)
+        return bool(self.text_at(t))
 
 
 def motion_phrase(dx: float, dy: float, still: float = 0.03) -> str:
@@ -145,7 +175,9 @@ def _color_name(value: Any) -> str:
 
 
 def _raw_points(obj: dict[str, Any], meta: dict[str, Any], key: str) -> list[Any]:
-    pts = _first(obj, "track", "positions", "trajectory", "path", "positions_over_time", "positions over time")
+    pts = _first(
+        obj, "track", "positions", "trajectory", "path", "positions_over_time", "positions over time"
+    )
     if pts is None:
         table = _first(meta, "positions", "positions_over_time", "positions over time", "tracks", default={})
         if isinstance(table, dict):
@@ -177,6 +209,61 @@ def _point(p: Any, index: int, fps: float) -> tuple[float, float, float] | None:
     return t, x, y
 
 
+_CHANGE_ATTR = {
+    "changes_colour": "colour",
+    "changes_color": "colour",
+    "changes_shape": "shape",
+    "changes_size": "size",
+}
+
+
+def describe_event(ev: dict[str, Any], obj: SceneObject | None, t: float) -> str:
+    """A plain sentence fragment for a typed event ("the red circle starts moving left")."""
+    kind = str(_first(ev, "type", "kind", default="") or "")
+    who = f"the {obj.name_at(t - 1e-3)}" if obj else "an object"
+    direction = ev.get("direction")
+    if kind == "appears":
+        return f"{who} appears"
+    if kind == "disappears":
+        return f"{who} disappears"
+    if kind == "starts_moving":
+        return f"{who} starts moving {direction}" if direction else f"{who} starts moving"
+    if kind == "stops_moving":
+        return f"{who} stops moving"
+    if kind == "moves":
+        return f"{who} moves {direction}" if direction else f"{who} moves"
+    if kind in ("changes_colour", "changes_color"):
+        return f"{who} turns {ev.get('to')}"
+    if kind == "changes_shape":
+        return f"{who} becomes a {ev.get('to')}"
+    if kind == "changes_size":
+        try:
+            grows = float(ev.get("to")) > float(ev.get("from"))
+        except (TypeError, ValueError):
+            return f"{who} changes size"
+        return f"{who} becomes {'larger' if grows else 'smaller'}"
+    if kind == "text_appears":
+        return f'the word "{ev.get("text")}" appears on screen'
+    parts = [str(ev.get(k)) for k in ("subject", "action") if ev.get(k) is not None]
+    return " ".join(parts) or (f"{who} {kind.replace('_', ' ')}" if kind else "something changes")
+
+
+def coarsen_times(text: str, duration: float) -> str:
+    """Replace exact times ("at 1.3 s", "until 2 s") with coarse ones, as VideoRFT's CoT must."""
+
+    def at(m: re.Match[str]) -> str:
+        phrase = coarse_time(float(m.group(2)), duration)
+        return phrase[0].upper() + phrase[1:] if m.group(1) == "A" else phrase
+
+    def bare(m: re.Match[str]) -> str:
+        return "the " + {"at the beginning": "beginning", "around the middle": "middle"}.get(
+            coarse_time(float(m.group(1)), duration), "end"
+        )
+
+    text = re.sub(r"\b([Aa])t (\d+(?:\.\d+)?) s\b", at, text)
+    return re.sub(r"\b(\d+(?:\.\d+)?) s\b", bare, text)
+
+
 def scene_from_meta(meta: dict[str, Any]) -> Scene:
     """Normalise a synthetic sample's `meta` into a Scene (missing parts stay empty)."""
     meta = meta or {}
@@ -202,6 +289,7 @@ def scene_from_meta(meta: dict[str, Any]) -> Scene:
         track.sort(key=lambda p: p[0])
         objects.append(
             SceneObject(
+                id=str(obj.get("id", "")),
                 name=name,
                 color=color,
                 shape=shape,
@@ -218,7 +306,9 @@ def scene_from_meta(meta: dict[str, Any]) -> Scene:
         for o in objects:
             o.track = [(t, x / sx, y / sy) for (t, x, y) in o.track]
 
+    by_id = {o.id: o for o in objects if o.id}
     events: list[SceneEvent] = []
+    text_words: list[tuple[float, str]] = []
     for i, ev in enumerate(meta.get("events") or []):
         if isinstance(ev, str):
             events.append(SceneEvent(t=float(i), description=ev))
@@ -229,12 +319,17 @@ def scene_from_meta(meta: dict[str, Any]) -> Scene:
         if t is None:
             frame = _num(ev.get("frame"))
             t = frame / fps if frame is not None else 0.0
-        desc = _first(ev, "description", "text", "desc", "event", "what")
-        if not desc:
-            parts = [str(ev.get(k)) for k in ("object", "subject", "type", "kind", "action") if ev.get(k) is not None]
-            desc = " ".join(parts) or "something changes"
+        obj = by_id.get(str(ev.get("object", "")))
+        kind = str(_first(ev, "type", "kind", default="") or "")
+        if obj is not None and kind in _CHANGE_ATTR:
+            obj.changes.append((t, _CHANGE_ATTR[kind], ev.get("to")))
+        if kind == "text_appears" and ev.get("text"):
+            text_words.append((t, str(ev["text"])))
+        desc = _first(ev, "description", "desc", "what") or describe_event(ev, obj, t)
         events.append(SceneEvent(t=t, description=str(desc)))
     events.sort(key=lambda e: e.t)
+    for o in objects:
+        o.changes.sort(key=lambda c: c[0])
 
     duration = _num(_first(meta, "duration", "duration_s", "length_s"))
     if duration is None:
@@ -251,12 +346,18 @@ def scene_from_meta(meta: dict[str, Any]) -> Scene:
         text_start = _num(_first(raw_text, "start", "t_start", "appear"))
         text_end = _num(_first(raw_text, "end", "t_end", "disappear"))
     elif isinstance(raw_text, list):
-        text = " ".join(str(t.get("content", t.get("text", "")) if isinstance(t, dict) else t) for t in raw_text)
+        text = " ".join(
+            str(t.get("content", t.get("text", "")) if isinstance(t, dict) else t) for t in raw_text
+        )
 
     background = _first(meta, "background", "background_color", "bg", default="")
     if isinstance(background, dict):
         background = _first(background, "name", "color", "kind", default="")
+    facts = [str(f) for f in meta.get("facts") or [] if f]
     return Scene(
+        text_words=sorted(text_words),
+        reference_caption=str(meta.get("caption") or ""),
+        facts=facts,
         task=str(meta.get("task") or ""),
         background=_color_name(background) if not isinstance(background, str) else background,
         duration=max(float(duration), 0.0),
@@ -292,8 +393,9 @@ def spatial_relations(visible: list[tuple[SceneObject, str, str]], t: float) -> 
             if pa is None or pb is None:
                 continue
             dx, dy = pb[0] - pa[0], pb[1] - pa[1]
+            na, nb = a.name_at(t), b.name_at(t)
             if abs(dx) >= abs(dy):
-                rels.append(f"{a.name} left of {b.name}" if dx > 0 else f"{a.name} right of {b.name}")
+                rels.append(f"{na} left of {nb}" if dx > 0 else f"{na} right of {nb}")
             else:
-                rels.append(f"{a.name} above {b.name}" if dy > 0 else f"{a.name} below {b.name}")
+                rels.append(f"{na} above {nb}" if dy > 0 else f"{na} below {nb}")
     return rels

@@ -130,7 +130,9 @@ class SimState:
         return self._capacity
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: self.counts.get(k, 0) for k in ("requests", "ok", "unknown_sample", "bad_request")}
+        out: dict[str, Any] = {
+            k: self.counts.get(k, 0) for k in ("requests", "ok", "unknown_sample", "bad_request")
+        }
         out.update({k: self.counts.get(k, 0) for k in FAULT_KINDS})
         out.update(
             distinct_requests=len(self.arrivals),
@@ -188,15 +190,19 @@ def completion_body(
     }
 
 
-def answer_content(state: SimState, tag: str, messages: list[dict[str, Any]]) -> tuple[str, str | None, str]:
+def answer_content(state: SimState, tag: str, payload: dict[str, Any]) -> tuple[str, str | None, str]:
     """(content, reasoning_content or None, stage) for a request; pure given the state's samples."""
     cfg = state.cfg
+    messages = payload["messages"]
     stage = answers.detect_stage(messages) or "none"
     sample = state.samples.get(tag) if tag else None
     if stage == "none":
         return answers.generic_reply(), None, stage
+    image = stage == "caption" and answers.caption_kind(payload, sample) == "image"
     if sample is None:
         state.counts["unknown_sample"] += 1
+        if image:
+            return answers.generic_image_description_json(), None, stage
         if stage == "caption":
             return answers.generic_caption_json(answers.frame_times(messages, 1.0)), None, stage
         if stage == "draft":
@@ -206,6 +212,8 @@ def answer_content(state: SimState, tag: str, messages: list[dict[str, Any]]) ->
     else:
         scene = scene_from_meta(sample.get("meta") or {})
         planted = plants(tag, cfg)
+        if image:
+            return answers.image_description_json(sample, scene), None, stage
         if stage == "caption":
             return answers.caption_json(scene, answers.frame_times(messages, scene.duration)), None, stage
         if stage == "revise":
@@ -251,7 +259,9 @@ def build_app(cfg: SimConfig) -> Starlette:
         fault = transport_fault(rhash, attempt, cfg)
         if fault == "rate_limited":  # refused at the door: no capacity used, no latency
             state.counts["rate_limited"] += 1
-            return _error(429, "simulated rate limit", "rate_limit_error", {"Retry-After": _retry_after_value(cfg)})
+            return _error(
+                429, "simulated rate limit", "rate_limit_error", {"Retry-After": _retry_after_value(cfg)}
+            )
 
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -271,12 +281,14 @@ def build_app(cfg: SimConfig) -> Starlette:
                     if fault == "server_error":
                         state.counts["server_error"] += 1
                         return _error(500, "simulated internal server error", "server_error")
-                    content, reasoning, stage = answer_content(state, tag, messages)
+                    content, reasoning, stage = answer_content(state, tag, payload)
                     state.stages[stage] += 1
                     if fault == "malformed":
                         state.counts["malformed"] += 1
                         cut = json.dumps(completion_body(cfg, rhash, messages, content, reasoning, "stop"))
-                        return Response(cut[: max(10, len(cut) // 3)], media_type="application/json", headers=sim_headers)
+                        return Response(
+                            cut[: max(10, len(cut) // 3)], media_type="application/json", headers=sim_headers
+                        )
                     finish = "stop"
                     if fault == "truncated":
                         state.counts["truncated"] += 1
@@ -462,7 +474,9 @@ def parse_args(argv: list[str] | None) -> tuple[str, int, SimConfig]:
     )
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--annotations", type=Path, action="append", default=None, help="annotations.jsonl (repeatable)")
+    p.add_argument(
+        "--annotations", type=Path, action="append", default=None, help="annotations.jsonl (repeatable)"
+    )
     p.add_argument("--config", type=Path, help="YAML/JSON file with SimConfig fields")
     p.add_argument("--config-json", help="SimConfig as a JSON string")
     p.add_argument("--latency", type=float, help="mean latency in seconds")

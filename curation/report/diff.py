@@ -12,34 +12,78 @@ from difflib import SequenceMatcher
 
 Segment = tuple[str, str]
 
-# Words, single punctuation marks and whitespace runs: punctuation edits ("frame." -> "frame,")
-# stay small instead of marking the whole word.
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]|\s+", re.UNICODE)
+# A word or a single punctuation mark with the whitespace before it. Punctuation edits ("frame."
+# -> "frame,") stay small; whitespace is not a token of its own because difflib slows to a crawl
+# on a token as frequent as " ".
+_TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$", re.UNICODE)
 
 # difflib is quadratic in the worst case; past this many tokens a wholesale replace is shown
 # instead of stalling the report on one pathological sample.
-MAX_TOKENS = 20_000
+MAX_TOKENS = 6_000
+
+
+# Sentence ends (and line breaks): the unit of the first, coarse pass.
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
+def sentences(text: str) -> list[str]:
+    """Sentences with their trailing separator attached, so "".join(sentences(t)) == t."""
+    out, start = [], 0
+    for m in _SENTENCE_RE.finditer(text):
+        out.append(text[start : m.end()])
+        start = m.end()
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
 def word_diff(old: str, new: str) -> list[Segment]:
-    """Segments turning `old` into `new` (see module doc)."""
-    a, b = tokenize(old), tokenize(new)
-    if len(a) + len(b) > MAX_TOKENS:
-        return _merge([("-", old), ("+", new)])
+    """Segments turning `old` into `new` (see module doc).
+
+    Two passes: sentences first, then words inside the sentences that changed. A revision keeps
+    most sentences whole, and word-level difflib over a whole CoT is slow (frequent tokens like
+    " " and "the" make it near quadratic): the coarse pass keeps each word-level problem small.
+    """
+    a, b = sentences(old), sentences(new)
     raw: list[Segment] = []
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        left, right = "".join(a[i1:i2]), "".join(b[j1:j2])
         if tag == "equal":
-            raw.append(("=", "".join(a[i1:i2])))
+            raw.append(("=", left))
+        elif tag == "replace":
+            raw.extend(_words(left, right))
+        else:
+            raw.extend([("-", left), ("+", right)])
+    return _merge(_absorb_whitespace(_merge(raw)))
+
+
+def _words(old: str, new: str) -> list[Segment]:
+    a, b = tokenize(old), tokenize(new)
+    if len(a) + len(b) > MAX_TOKENS:
+        return [("-", old), ("+", new)]
+    # Compare tokens without their leading whitespace, except whether it holds a line break.
+    keys_a, keys_b = [_key(t) for t in a], [_key(t) for t in b]
+    out: list[Segment] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes():
+        left, right = "".join(a[i1:i2]), "".join(b[j1:j2])
+        if tag == "equal" and left == right:
+            out.append(("=", left))
             continue
-        if i2 > i1:
-            raw.append(("-", "".join(a[i1:i2])))
-        if j2 > j1:
-            raw.append(("+", "".join(b[j1:j2])))
-    return _merge(_absorb_whitespace(raw))
+        # A block equal but for its spacing shows as an edit: both texts must come back exactly.
+        if left:
+            out.append(("-", left))
+        if right:
+            out.append(("+", right))
+    return out
+
+
+def _key(token: str) -> tuple[bool, str]:
+    stripped = token.lstrip()
+    return "\n" in token[: len(token) - len(stripped)], stripped
 
 
 def _absorb_whitespace(segments: list[Segment]) -> list[Segment]:

@@ -27,7 +27,14 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 # Long model reasoning (R1's reasoning channel runs to thousands of tokens) would dominate the
 # page's weight; the report shows the head, `videorft inspect` shows everything.
-MAX_REASONING_CHARS = 2_000
+MAX_REASONING_CHARS = 1_200
+
+# Thumbnails get at least this much even when the sample data alone fills the size budget, so the
+# table of a huge run still shows frames for its first samples.
+MIN_THUMB_BYTES = 1_000_000
+
+# The page around the data: template, CSS, JS, summary tables.
+PAGE_OVERHEAD_BYTES = 200_000
 
 
 def write_report(
@@ -38,24 +45,28 @@ def write_report(
     detail_frames: int = 8,
     thumb_width: int = 96,
     thumb_quality: int = 65,
-    thumb_budget_mb: float = 12.0,
+    size_budget_mb: float = 18.0,
 ) -> Path:
     """Write the run's report (default `run_dir/report.html`) and return its path.
 
     Thumbnails: `table_frames` per sample in the table, up to `detail_frames` in the detail view.
-    Table thumbnails are made first for every sample, then the extra detail frames rank by rank,
-    until `thumb_budget_mb` of thumbnail data is embedded: a huge run degrades to fewer detail
-    frames rather than to a report too heavy to open.
+    The report aims to stay under `size_budget_mb`: the sample data is embedded whole, thumbnails
+    fill what is left. Table thumbnails are made first for every sample, then the extra detail
+    frames rank by rank, so a huge run loses detail frames before it loses table frames, rather
+    than becoming too heavy to open.
     """
     run_dir = Path(run_dir)
     store, views = load_views(run_dir)
     manifest = store.manifest.data
-    thumbs = ThumbStore(thumb_width, thumb_quality, budget_bytes=int(thumb_budget_mb * 1024 * 1024))
-    plans = _add_thumbnails(run_dir, views, thumbs, table_frames, detail_frames)
+    plans = [plan_frames(len(v["frames"]), table_frames, detail_frames) for v in views]
+    text_bytes = len(embed_json([_payload(run_dir, v, p, None) for v, p in zip(views, plans, strict=True)]))
+    budget = max(MIN_THUMB_BYTES, int(size_budget_mb * 1e6) - text_bytes - PAGE_OVERHEAD_BYTES)
+    thumbs = ThumbStore(thumb_width, thumb_quality, budget_bytes=budget)
+    _add_thumbnails(run_dir, views, plans, thumbs)
     data = {
         "stages": list(STAGES),
         "thumbs": thumbs.urls,
-        "samples": [_payload(run_dir, v, plan, thumbs) for v, plan in zip(views, plans, strict=True)],
+        "samples": [_payload(run_dir, v, p, thumbs) for v, p in zip(views, plans, strict=True)],
     }
     summary = stage_summary(manifest, views)
     context = {
@@ -96,33 +107,51 @@ class FramePlan:
 
 def plan_frames(n: int, table_frames: int, detail_frames: int) -> FramePlan:
     table = pick_frames(n, min(table_frames, detail_frames))
-    extra = [i for i in pick_frames(n, max(detail_frames, len(table))) if i not in table]
+    # The detail view adds frames spread evenly over the ones the table does not show.
+    rest = [i for i in range(n) if i not in table]
+    extra = [rest[j] for j in pick_frames(len(rest), max(0, detail_frames - len(table)))]
     return FramePlan(table, extra)
 
 
-def _add_thumbnails(
-    run_dir: Path, views: list[dict[str, Any]], thumbs: ThumbStore, table_frames: int, detail_frames: int
-) -> list[FramePlan]:
-    plans = [plan_frames(len(v["frames"]), table_frames, detail_frames) for v in views]
+def frame_file(run_dir: Path, rel: str) -> Path | None:
+    """A frame's file, only if its path stays inside the run folder (as the contract says it does).
 
-    def path(v: dict[str, Any], i: int) -> Path:
-        return run_dir / v["frames"][i]["path"]
+    A self-contained report must embed nothing but the run's own frames, whatever a table says.
+    """
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts:
+        return None
+    return run_dir / rel
+
+
+def _add_thumbnails(
+    run_dir: Path, views: list[dict[str, Any]], plans: list[FramePlan], thumbs: ThumbStore
+) -> None:
+    def paths(v: dict[str, Any], indices: list[int]) -> list[Path]:
+        return [f for i in indices if (f := frame_file(run_dir, v["frames"][i]["path"])) is not None]
 
     # Every table thumbnail before any extra one, then extras rank by rank: when the budget runs
     # out, each sample has lost the same number of detail frames, and none its table frames.
     pairs = list(zip(views, plans, strict=True))
-    thumbs.add_many(path(v, i) for v, plan in pairs for i in plan.table)
+    thumbs.add_many(f for v, plan in pairs for f in paths(v, plan.table))
     for rank in range(max((len(p.extra) for p in plans), default=0)):
-        thumbs.add_many(path(v, plan.extra[rank]) for v, plan in pairs if rank < len(plan.extra))
-    return plans
+        thumbs.add_many(
+            f for v, plan in pairs if rank < len(plan.extra) for f in paths(v, [plan.extra[rank]])
+        )
 
 
-def _payload(run_dir: Path, view: dict[str, Any], plan: FramePlan, thumbs: ThumbStore) -> dict[str, Any]:
-    """What the page needs of one sample (drops what only `inspect` shows, like stage keys)."""
+def _payload(
+    run_dir: Path, view: dict[str, Any], plan: FramePlan, thumbs: ThumbStore | None
+) -> dict[str, Any]:
+    """What the page needs of one sample (drops what only `inspect` shows, like stage keys).
+
+    Without `thumbs` (sizing the text before any thumbnail exists) every frame has none.
+    """
     frames = view["frames"]
 
     def thumb(i: int) -> int | None:
-        return thumbs.index(run_dir / frames[i]["path"])
+        file = frame_file(run_dir, frames[i]["path"])
+        return thumbs.index(file) if thumbs is not None and file is not None else None
 
     draft, revision = view["draft"] or {}, view["revision"] or {}
     reasoning = draft.get("reasoning", "")

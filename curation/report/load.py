@@ -24,14 +24,32 @@ STAGES: tuple[str, ...] = ("sources", "extract", "caption", "draft", "revise", "
 LLM_STAGES: tuple[str, ...] = ("caption", "draft", "revise")
 
 _BASE = ["id", "key", "status", "reason"]
-_LLM = ["model", "prompt_hash", "requests", "cache_hits", "prompt_tokens", "completion_tokens", "reasoning_tokens"]
+_LLM = [
+    "model",
+    "prompt_hash",
+    "requests",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+]
 LLM_FIELDS: tuple[str, ...] = tuple(_LLM)
 
 # Columns each stage contributes to a view. `raw` responses are left out on purpose: they can be
 # large and the parsed columns already say what the model meant.
 STAGE_COLUMNS: dict[str, list[str] | None] = {
     "sources": _BASE
-    + ["index", "media_path", "data_type", "problem", "solution", "problem_type", "data_source", "options", "meta"],
+    + [
+        "index",
+        "media_path",
+        "data_type",
+        "problem",
+        "solution",
+        "problem_type",
+        "data_source",
+        "options",
+        "meta",
+    ],
     "extract": _BASE
     + ["duration", "fps", "frame_count", "width", "height", "codec", "reader", "frame_paths", "timestamps"],
     "caption": _BASE + ["caption_json", "video_caption", *_LLM],
@@ -176,7 +194,9 @@ def _frames(ext: dict[str, Any] | None) -> list[dict[str, Any]]:
 def _video(ext: dict[str, Any] | None) -> dict[str, Any] | None:
     if not ext:
         return None
-    info: dict[str, Any] = {k: _num(ext.get(k)) for k in ("duration", "fps", "frame_count", "width", "height")}
+    info: dict[str, Any] = {
+        k: _num(ext.get(k)) for k in ("duration", "fps", "frame_count", "width", "height")
+    }
     info.update(codec=_str(ext.get("codec")), reader=_str(ext.get("reader")))
     return info
 

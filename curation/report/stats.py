@@ -156,7 +156,9 @@ def published_stats(run_dir: Path, manifest: dict[str, Any], views: list[dict[st
             where = info.get(f"{name}_dir")
             rows = read_dataset_rows(_resolve(run_dir, where)) if where else None
             if rows is not None:
-                sets.append(set_stats(name.upper(), rows, origin=str(where), declared=info.get(f"{name}_rows")))
+                sets.append(
+                    set_stats(name.upper(), rows, origin=str(where), declared=info.get(f"{name}_rows"))
+                )
     if not sets:
         kept = [
             {
@@ -223,7 +225,12 @@ def histogram(values: list[int], max_bins: int = 12) -> list[dict[str, Any]]:
         counts[int((v - start) // width)] += 1
     top = max(counts)
     return [
-        {"lo": start + i * width, "hi": start + (i + 1) * width, "count": c, "height": round(100 * c / top, 1)}
+        {
+            "lo": start + i * width,
+            "hi": start + (i + 1) * width,
+            "count": c,
+            "height": round(100 * c / top, 1),
+        }
         for i, c in enumerate(counts)
     ]
 
@@ -282,7 +289,10 @@ def _resolve(run_dir: Path, where: Any) -> Path | None:
 
 
 def _shares(counter: Counter, total: int) -> list[dict[str, Any]]:
-    return [{"name": k, "count": v, "pct": round(100 * v / total, 1) if total else 0.0} for k, v in counter.most_common()]
+    return [
+        {"name": k, "count": v, "pct": round(100 * v / total, 1) if total else 0.0}
+        for k, v in counter.most_common()
+    ]
 
 
 def _listish(value: Any) -> list[str]:

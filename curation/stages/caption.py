@@ -184,7 +184,11 @@ def parse_caption(text: str | None, data_type: str, n_frames: int | None) -> tup
         description = DESCRIPTION_MODELS[data_type].model_validate(obj)
     except ValidationError as exc:
         return None, summarize_validation_error(exc)
-    if isinstance(description, VideoDescription) and n_frames is not None and len(description.frames) != n_frames:
+    if (
+        isinstance(description, VideoDescription)
+        and n_frames is not None
+        and len(description.frames) != n_frames
+    ):
         return None, f"frame-count mismatch: expected {n_frames} frame entries, got {len(description.frames)}"
     return description, ""
 

@@ -72,12 +72,18 @@ def draft_messages(sample: Sample, caption_json: str, cfg: DraftConfig, prompt: 
     try:
         if sample.data_type == "image":
             image = ImageDescription.model_validate_json(caption_json)
-            details = json.dumps(image.model_dump(exclude={"caption"}), indent=cfg.metadata_indent, ensure_ascii=False)
-            user = prompt.render("user_image.jinja", image_caption=image.caption, element_details=details, **common)
+            details = json.dumps(
+                image.model_dump(exclude={"caption"}), indent=cfg.metadata_indent, ensure_ascii=False
+            )
+            user = prompt.render(
+                "user_image.jinja", image_caption=image.caption, element_details=details, **common
+            )
             system = prompt.text("system_image.md").strip()
         else:
             video = VideoDescription.model_validate_json(caption_json)
-            frames = json.dumps([f.model_dump() for f in video.frames], indent=cfg.metadata_indent, ensure_ascii=False)
+            frames = json.dumps(
+                [f.model_dump() for f in video.frames], indent=cfg.metadata_indent, ensure_ascii=False
+            )
             user = prompt.render_user(video_caption=video.video_caption, frame_metadata=frames, **common)
             system = prompt.system
     except ValidationError as exc:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from curation.llm.errors import GatewayError
 from curation.llm.gateway import ChatRequest, ChatResult
@@ -74,6 +74,7 @@ class LLMStageConfig(BaseModel):
     # meaning, so old results are not reused for the new code.
     STAGE: ClassVar[str] = ""
     STAGE_VERSION: ClassVar[str] = ""
+    _prompt_hash: str | None = PrivateAttr(default=None)
 
     def load_prompt(self) -> PromptSet:
         return load_prompt(self.prompt_dir)
@@ -97,10 +98,18 @@ class LLMStageConfig(BaseModel):
         row's key. Left out on purpose: `role` (the model stands for it) and `prompt_dir` (a path;
         moving the folder must not rerun anything, editing it must, which the hash covers).
         """
+        if prompt is None:
+            # The runner calls this once per row: the folder is hashed once per config object
+            # (a config lives for one run, and a run uses the prompts it loaded at its start).
+            if self._prompt_hash is None:
+                self._prompt_hash = prompt_hash(self.prompt_dir)
+            current = self._prompt_hash
+        else:
+            current = prompt.hash
         return {
             "stage": self.STAGE,
             "stage_version": self.STAGE_VERSION,
-            "prompt_hash": prompt.hash if prompt is not None else prompt_hash(self.prompt_dir),
+            "prompt_hash": current,
             "params": self.request_params(),
             **self._key_extras(),
         }
@@ -210,15 +219,24 @@ class RowLedger:
     reasoning_tokens: int = 0
     raws: list[str] = field(default_factory=list)
 
-    async def complete(self, gateway: Any, messages: list[dict[str, Any]], params: dict[str, Any], tag: str) -> ChatResult:
-        self.requests += 1
+    async def complete(
+        self, gateway: Any, messages: list[dict[str, Any]], params: dict[str, Any], tag: str
+    ) -> ChatResult:
         try:
-            result = await gateway.complete(ChatRequest(role=self.role, messages=messages, params=params, tag=tag))
+            result = await gateway.complete(
+                ChatRequest(role=self.role, messages=messages, params=params, tag=tag)
+            )
         except GatewayError as exc:  # the gateway reports failures in the result; this is a safety net
+            self.requests += 1
             return ChatResult(ok=False, error=f"{type(exc).__name__}: {exc}")
-        self.cache_hits += int(result.cached)
-        for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
-            setattr(self, name, getattr(self, name) + int(result.usage.get(name, 0) or 0))
+        # `requests` counts what was sent (and paid for), `cache_hits` what the cache answered;
+        # tokens are only counted when paid, so a rerun's manifest shows what it cost.
+        if result.cached:
+            self.cache_hits += 1
+        else:
+            self.requests += 1
+            for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
+                setattr(self, name, getattr(self, name) + int(result.usage.get(name, 0) or 0))
         if result.ok:
             self.raws.append(raw_text(result))
             if not self.model:

@@ -63,7 +63,11 @@ class ReviseConfig(LLMStageConfig, FramesConfig):
 
 def revise_messages(sample: Sample, media: Media, draft: dict[str, Any], prompt: PromptSet) -> list[Message]:
     """System + user message: media parts first, then question, draft reasoning and draft answer."""
-    system_file, user_file = ("system_image.md", "user_image.jinja") if sample.data_type == "image" else ("system.md", "user.jinja")
+    system_file, user_file = (
+        ("system_image.md", "user_image.jinja")
+        if sample.data_type == "image"
+        else ("system.md", "user.jinja")
+    )
     user = prompt.render(
         user_file,
         question=sample.problem,

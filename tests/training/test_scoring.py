@@ -55,7 +55,14 @@ def test_extract_answer_whole_if_missing():
 
 @pytest.mark.parametrize(
     ("pred", "gt", "expected"),
-    [("A", "A", 1.0), (" A ", "A", 1.0), ("A.", "A", 0.0), ("a", "A", 0.0), ("", "A", 0.0), ("A B", "A", 0.0)],
+    [
+        ("A", "A", 1.0),
+        (" A ", "A", 1.0),
+        ("A.", "A", 0.0),
+        ("a", "A", 0.0),
+        ("", "A", 0.0),
+        ("A B", "A", 0.0),
+    ],
 )
 def test_multiple_choice_exact_match(pred, gt, expected):
     assert score_answer(pred, gt, "multiple choice") == expected
@@ -226,3 +233,11 @@ def test_mean_relative_accuracy(pred, gt, expected):
 
 def test_mra_custom_thresholds():
     assert mean_relative_accuracy(11.0, 10.0, thresholds=[0.5, 0.95]) == pytest.approx(0.5)
+
+
+def test_non_string_inputs_do_not_crash():
+    assert extract_answer(3, whole_if_missing=True) == "3"  # a numeric `solution` column
+    assert score_completion("<answer>3</answer>", 3, "numerical") == 1.0
+    assert score_answer(None, "A", "multiple choice") == 0.0
+    assert mean_relative_accuracy(None, 10.0) == 0.0
+    assert mean_relative_accuracy(10, 10) == 1.0

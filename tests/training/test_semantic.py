@@ -27,8 +27,10 @@ from training.semantic import (
 @pytest.mark.parametrize(
     ("completion", "expected"),
     [
-        ("<think>The question asks X. The ball moves left. Then it stops.</think><answer>A</answer>",
-         "The ball moves left. Then it stops."),
+        (
+            "<think>The question asks X. The ball moves left. Then it stops.</think><answer>A</answer>",
+            "The ball moves left. Then it stops.",
+        ),
         ("<think>No full stop here</think><answer>A</answer>", "No full stop here"),
         ("<think>Only one sentence.</think><answer>A</answer>", "Only one sentence."),  # nothing after "."
         ("<think>\n  First. \n Second  </think>", "Second"),
@@ -57,7 +59,9 @@ def test_media_from_row_column_priority(tmp_path):
     m = media_from_row({"frame_paths": ["a.jpg", "/abs/b.jpg"]}, tmp_path)
     assert m.kind == "paths" and m.paths == (tmp_path / "a.jpg", Path("/abs/b.jpg"))
     assert media_from_row({"image": Image.new("RGB", (2, 2))}, None).kind == "arrays"
-    assert media_from_row({"video": "./clips/v.mp4"}, tmp_path) == Media("video", paths=(tmp_path / "clips/v.mp4",))
+    assert media_from_row({"video": "./clips/v.mp4"}, tmp_path) == Media(
+        "video", paths=(tmp_path / "clips/v.mp4",)
+    )
     assert media_from_row({"media_path": "x.png"}, tmp_path).kind == "paths"
     assert media_from_row({"media_path": "x.bin", "data_type": "image"}, tmp_path).kind == "paths"
     assert media_from_row({"frame_paths": [], "video": None}, tmp_path) is None
@@ -76,6 +80,7 @@ def test_similarity_variants_differ():
 
 
 # ---- with the tiny SigLIP ----------------------------------------------------------------------------
+
 
 def _videos(n: int, frames: int = 4, seed: int = 0) -> list[list[np.ndarray]]:
     rng = np.random.default_rng(seed)
@@ -206,8 +211,12 @@ def test_frame_paths_column_cache_keys_follow_file_changes(make_scorer, tmp_path
         paths.append(f"frames/{i}.jpg")
     scorer = make_scorer(media_root=tmp_path)
     fn = make_semantic_reward(scorer)
-    batch = {"completions": [_completion(0)] * 2, "solution": ["B"] * 2, "problem_type": ["mc"] * 2,
-             "frame_paths": [paths, paths]}
+    batch = {
+        "completions": [_completion(0)] * 2,
+        "solution": ["B"] * 2,
+        "problem_type": ["mc"] * 2,
+        "frame_paths": [paths, paths],
+    }
     fn(**batch)
     fn(**batch)
     assert scorer.stats["videos_encoded"] == 1 and scorer.stats["frames_encoded"] == 3
@@ -231,8 +240,12 @@ def test_video_column_uses_decoder_once_per_video(make_scorer, tmp_path):
     video.write_bytes(b"not decoded by the fake decoder")
     scorer = make_scorer(video_decoder=decoder, num_frames=5, media_root=tmp_path)
     fn = make_semantic_reward(scorer)
-    batch = {"completions": [_completion(i) for i in range(4)], "solution": ["B"] * 4,
-             "problem_type": ["mc"] * 4, "video": ["clip.mp4"] * 4}
+    batch = {
+        "completions": [_completion(i) for i in range(4)],
+        "solution": ["B"] * 4,
+        "problem_type": ["mc"] * 4,
+        "video": ["clip.mp4"] * 4,
+    }
     rewards = fn(**batch)
     assert calls == [(video, 5)] and len(rewards) == 4
 
@@ -247,8 +260,11 @@ def test_real_video_through_curation_decoder(make_scorer, tmp_path):
     writer.release()
     scorer = make_scorer(num_frames=4, media_root=tmp_path)
     rewards = make_semantic_reward(scorer)(
-        completions=[_completion(0)] * 2, solution=["B"] * 2, problem_type=["mc"] * 2,
-        media_path=["clip.mp4"] * 2, data_type=["video"] * 2,
+        completions=[_completion(0)] * 2,
+        solution=["B"] * 2,
+        problem_type=["mc"] * 2,
+        media_path=["clip.mp4"] * 2,
+        data_type=["video"] * 2,
     )
     assert all(r is not None for r in rewards)
     assert scorer.stats["frames_encoded"] == 4
@@ -297,8 +313,11 @@ def test_registry_builds_semantic_reward(tiny_siglip_dir, tmp_path):
     from training.rewards import get_reward_funcs
 
     (fn,) = get_reward_funcs(
-        ["semantic"], semantic_model=str(tiny_siglip_dir), semantic_cache_dir=str(tmp_path),
-        semantic_variant="per_frame", num_generations=2,
+        ["semantic"],
+        semantic_model=str(tiny_siglip_dir),
+        semantic_cache_dir=str(tmp_path),
+        semantic_variant="per_frame",
+        num_generations=2,
     )
     assert fn.__name__ == "semantic_reward"
     out = fn(**_batch(_videos(1), 2), prompts=["p", "p"], completion_ids=[[1], [1]], trainer_state=None)
@@ -316,3 +335,16 @@ def test_tiny_siglip_is_idempotent_and_small(tiny_siglip_dir):
     assert (tiny_siglip_dir / "model.safetensors").stat().st_mtime_ns == before
     info = json.loads((tiny_siglip_dir / "tiny_siglip.json").read_text())
     assert 30_000 < info["parameters"] < 80_000
+
+
+@pytest.mark.integration
+def test_empty_reasoning_scores_zero_without_model_work(make_scorer):
+    scorer = make_scorer()
+    rewards = make_semantic_reward(scorer)(
+        completions=["<think></think><answer>B</answer>", "<think>  </think><answer>B</answer>"],
+        solution=["B", "B"],
+        problem_type=["mc", "mc"],
+        frames=[_videos(1)[0]] * 2,
+    )
+    assert rewards == [0.0, 0.0]
+    assert scorer.stats["texts_encoded"] == 0 and scorer.stats["frames_encoded"] == 0

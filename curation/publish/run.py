@@ -1,0 +1,312 @@
+"""`publish_run`: a run store in, a versioned pair of datasets out.
+
+Layout::
+
+    <out_dir>/<name>/
+      latest                           # text file: the newest version folder's name
+      <version>-<hash8>/
+        publish.json                   # version, content hash, counts, sanitised lineage
+        cot/                           # CoT (SFT) set: rows whose revised CoT passed every filter
+          README.md                    # dataset card (YAML metadata + tables)
+          data/train-00000-of-00001.parquet   (+ test-… when cfg.test_fraction > 0)
+          dataset_dict.json, train/, test/    # the same rows for datasets.load_from_disk
+          videor1/cot-train.jsonl      # Video-R1 / VideoRFT JSONL export
+        rl/                            # RL set: every valid question (sources status ok)
+          … same layout, videor1/rl-train.jsonl
+
+Everything is written into a hidden temporary folder and renamed into place at the end, so a
+crashed publish never leaves a half-written version and `latest` only ever names complete ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from curation.filters.base import count_tokens, think_text
+from curation.publish import cards as card_lib
+from curation.publish.collect import Lineage, sanitize, summarise_run
+from curation.publish.config import PublishConfig
+from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL, JsonlExporter
+from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
+from curation.records import OK, normalize_problem_type
+from curation.store import RunStore
+from curation.store.atomic import atomic_write_bytes, atomic_write_json
+from training.scoring import extract_answer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PublishResult:
+    cot_dir: Path
+    rl_dir: Path
+    cot_rows: int
+    rl_rows: int
+    exports: dict[str, Path]  # "cot-train", "rl-train", ("cot-test", "rl-test") -> JSONL path
+    cards: dict[str, Path]  # "cot", "rl" -> README.md
+    version: str  # folder name: "<version>-<content hash[:8]>"
+    content_hash: str = ""
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)  # set -> split -> rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (paths as strings), e.g. for the run manifest's `publish` entry."""
+        return {
+            "cot_dir": str(self.cot_dir),
+            "rl_dir": str(self.rl_dir),
+            "cot_rows": self.cot_rows,
+            "rl_rows": self.rl_rows,
+            "exports": {k: str(v) for k, v in self.exports.items()},
+            "cards": {k: str(v) for k, v in self.cards.items()},
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "splits": self.splits,
+        }
+
+
+def _tagged(solution: Any) -> str:
+    """The ground truth as `<answer>…</answer>` (the sample's solution is bare; tolerate tagged)."""
+    return f"<answer>{extract_answer(str(solution or ''), whole_if_missing=True)}</answer>"
+
+
+def publish_run(
+    store: RunStore,
+    out_dir: Path,
+    cfg: PublishConfig,
+    *,
+    run_name: str,
+    lineage: dict[str, Any],
+) -> PublishResult:
+    """Publish the run in `store` as a CoT set and an RL set under `out_dir/<cfg.name>/`.
+
+    `lineage` (run name, config hash, prompt hashes, models, anything the caller wants recorded)
+    is sanitised — no credentials, URLs or local paths — before it reaches publish.json or a card.
+    """
+    out_dir = Path(out_dir)
+    root = out_dir / cfg.name
+    root.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    base_version = cfg.version or now.strftime("v%Y%m%d-%H%M%S")
+    tmp = root / f".tmp-{base_version}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        result = _publish_into(
+            store, tmp, cfg, run_name=run_name, lineage=lineage, base_version=base_version, created_at=now
+        )
+        final = root / result.version
+        if final.exists():
+            # Same version label and same content hash: the same data. Replace it whole.
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_bytes(root / "latest", (result.version + "\n").encode("utf-8"))
+    result = _relocate(result, tmp, final)
+    log.info(
+        "published %s: %d CoT rows, %d RL rows -> %s", result.version, result.cot_rows, result.rl_rows, final
+    )
+    if cfg.push_to_hub:
+        from curation.publish.hub import push_to_hub
+
+        for set_dir, suffix in ((result.cot_dir, "-cot"), (result.rl_dir, "-rl")):
+            push_to_hub(set_dir, cfg.push_to_hub + suffix, cfg.hub_token_env, private=cfg.hub_private)
+    return result
+
+
+def _relocate(result: PublishResult, old: Path, new: Path) -> PublishResult:
+    def move(p: Path) -> Path:
+        return new / p.relative_to(old)
+
+    result.cot_dir = move(result.cot_dir)
+    result.rl_dir = move(result.rl_dir)
+    result.exports = {k: move(v) for k, v in result.exports.items()}
+    result.cards = {k: move(v) for k, v in result.cards.items()}
+    return result
+
+
+def _publish_into(
+    store: RunStore,
+    work: Path,
+    cfg: PublishConfig,
+    *,
+    run_name: str,
+    lineage: dict[str, Any],
+    base_version: str,
+    created_at: datetime,
+) -> PublishResult:
+    summary = summarise_run(store)
+    cot_dir, rl_dir = work / "cot", work / "rl"
+    cot_writer, rl_writer = SetWriter(cot_dir, COT_SCHEMA), SetWriter(rl_dir, RL_SCHEMA)
+    cot_export, rl_export = JsonlExporter(cot_dir / "videor1", "cot"), JsonlExporter(rl_dir / "videor1", "rl")
+
+    cot_sources: Counter = Counter()
+    rl_sources: Counter = Counter()
+    cot_types: Counter = Counter()
+    rl_types: Counter = Counter()
+    models: Counter = Counter()
+    lengths: list[int] = []
+
+    columns = [
+        "id",
+        "status",
+        "media_path",
+        "data_type",
+        "problem",
+        "options",
+        "solution",
+        "problem_type",
+        "data_source",
+    ]
+    problem_id = 0
+    for src in store.iter_rows("sources", columns=columns):
+        if src.get("status") != OK:
+            continue
+        sid = src["id"]
+        split = split_of(sid, cfg.test_fraction)
+        problem_type = normalize_problem_type(src.get("problem_type")) or str(src.get("problem_type"))
+        rl_row = {
+            "id": sid,
+            "media_path": src["media_path"],
+            "data_type": src["data_type"],
+            "problem": src["problem"],
+            "options": list(src.get("options") or []),
+            "problem_type": problem_type,
+            "solution": _tagged(src.get("solution")),
+            "data_source": src["data_source"],
+        }
+        rl_writer.add(split, rl_row)
+        rl_export.add(split, rl_row, problem_id)
+        rl_sources[(rl_row["data_source"], problem_type)] += 1
+        rl_types[rl_row["data_type"]] += 1
+        if sid in summary.kept:
+            lin = summary.lineage.get(sid, Lineage())
+            cot_row = {
+                "id": sid,
+                "media_path": rl_row["media_path"],
+                "data_type": rl_row["data_type"],
+                "problem": rl_row["problem"],
+                "options": rl_row["options"],
+                "problem_type": problem_type,
+                "process": summary.process[sid],
+                "solution": rl_row["solution"],
+                "data_source": rl_row["data_source"],
+                "prompt_hash_caption": lin.prompt_hash_caption,
+                "prompt_hash_draft": lin.prompt_hash_draft,
+                "prompt_hash_revise": lin.prompt_hash_revise,
+                "model_caption": lin.model_caption,
+                "model_draft": lin.model_draft,
+                "model_revise": lin.model_revise,
+                "run_name": run_name,
+            }
+            cot_writer.add(split, cot_row)
+            cot_export.add(split, cot_row, problem_id)
+            cot_sources[(cot_row["data_source"], problem_type)] += 1
+            cot_types[cot_row["data_type"]] += 1
+            lengths.append(count_tokens(think_text(cot_row["process"])))
+            for stage in ("caption", "draft", "revise"):
+                models[(stage, getattr(lin, f"model_{stage}"), getattr(lin, f"prompt_hash_{stage}"))] += 1
+        problem_id += 1
+
+    cot_splits, rl_splits = cot_writer.close(), rl_writer.close()
+    cot_files, rl_files = cot_export.close(), rl_export.close()
+    cot_writer.save_for_load_from_disk()
+    rl_writer.save_for_load_from_disk()
+
+    content_hash = hashlib.sha256(f"{cot_writer.content_hash}:{rl_writer.content_hash}".encode()).hexdigest()[
+        :16
+    ]
+    version = f"{base_version}-{content_hash[:8]}"
+    clean_lineage = sanitize(dict(lineage))
+    created = created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    common = {
+        "version": version,
+        "content_hash": content_hash,
+        "created_at": created,
+        "run_name": run_name,
+        "cot_rows": sum(cot_splits.values()),
+        "rl_rows": sum(rl_splits.values()),
+        "funnel": card_lib.funnel(summary),
+        "rejections": card_lib.rejection_table(summary, cfg.max_reason_rows),
+        "models": card_lib.models_table(models),
+        "lineage": card_lib.lineage_items({"run_name": run_name, **clean_lineage}),
+    }
+    pretty = cfg.pretty_name or cfg.name
+    cards: dict[str, Path] = {}
+    for kind, set_dir, writer, splits, files, sources, types, fields, schema in (
+        (
+            "cot",
+            cot_dir,
+            cot_writer,
+            cot_splits,
+            cot_files,
+            cot_sources,
+            cot_types,
+            VIDEOR1_FIELDS_COT,
+            COT_SCHEMA,
+        ),
+        ("rl", rl_dir, rl_writer, rl_splits, rl_files, rl_sources, rl_types, VIDEOR1_FIELDS_RL, RL_SCHEMA),
+    ):
+        split_names = writer.splits()
+        rows = sum(splits.values())
+        pretty_name = f"{pretty} {'CoT' if kind == 'cot' else 'RL'}"
+        context = {
+            **common,
+            "metadata": card_lib.card_metadata(
+                pretty_name=pretty_name, license=cfg.license, rows=rows, splits=split_names, tags=cfg.tags
+            ),
+            "pretty_name": pretty_name,
+            "rows": rows,
+            "splits": [(s, splits[s]) for s in split_names],
+            "split_names": split_names,
+            "sources": card_lib.source_table(sources),
+            "data_types": sorted(types.items()),
+            "filters": card_lib.filter_table(summary),
+            "lengths": card_lib.length_stats(lengths, cfg.histogram_bins) if kind == "cot" else None,
+            "columns": [(name, COLUMN_DOCS.get(name, "")) for name in schema.names],
+            "jsonl_files": [f"videor1/{p.name}" for p in files.values()],
+            "videor1_fields": list(fields),
+        }
+        card = card_lib.render_card(kind, context, cfg.templates_dir)
+        cards[kind] = set_dir / "README.md"
+        atomic_write_bytes(cards[kind], card.encode("utf-8"))
+
+    exports = {f"cot-{s}": p for s, p in cot_files.items()} | {f"rl-{s}": p for s, p in rl_files.items()}
+    result = PublishResult(
+        cot_dir=cot_dir,
+        rl_dir=rl_dir,
+        cot_rows=sum(cot_splits.values()),
+        rl_rows=sum(rl_splits.values()),
+        exports=exports,
+        cards=cards,
+        version=version,
+        content_hash=content_hash,
+        splits={"cot": cot_splits, "rl": rl_splits},
+    )
+    atomic_write_json(
+        work / "publish.json",
+        {
+            "name": cfg.name,
+            "version": version,
+            "content_hash": content_hash,
+            "created_at": created,
+            "run_name": run_name,
+            "run_dir": store.run_dir.name,
+            "rows": {"cot": result.cot_rows, "rl": result.rl_rows},
+            "splits": result.splits,
+            "test_fraction": cfg.test_fraction,
+            "not_published_missing_process": summary.missing_process,
+            "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in common["funnel"]},
+            "lineage": clean_lineage,
+        },
+    )
+    return result

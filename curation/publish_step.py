@@ -1,0 +1,33 @@
+"""The publish stage of a curate run: the run store's kept rows → versioned datasets + cards."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from curation.runner import LLM_STAGES
+from curation.store import StageStats
+
+if TYPE_CHECKING:
+    from curation.runner import CurationContext
+
+
+def run_publish(ctx: CurationContext) -> StageStats:
+    from curation.publish import publish_run
+
+    recipe, store = ctx.recipe, ctx.store
+    started = time.time()
+    header = store.manifest.data
+    lineage = {
+        "run_name": recipe.run.name,
+        "config_hash": header.get("config_hash"),
+        "prompt_hashes": {stage: ctx.prompt(stage).hash for stage in LLM_STAGES},
+        "models": {stage: ctx.model_for(stage) for stage in LLM_STAGES},
+    }
+    result = publish_run(store, recipe.publish.out_dir, recipe.publish, run_name=recipe.run.name, lineage=lineage)
+    stats = StageStats("publish", started=started, ended=time.time())
+    stats.in_ = stats.ok = result.cot_rows
+    stats.seconds = stats.ended - started
+    store.manifest.update(publish=result.to_dict())
+    store.manifest.set_stage(stats, rl_rows=result.rl_rows, version=result.version)
+    return stats

@@ -1,0 +1,183 @@
+"""GRPO with verifiable rewards on video prompts (VideoRFT stage 2), open-r1 style.
+
+    python -m training.grpo --config recipes/qwen2_5_vl_7b/grpo.yaml
+    accelerate launch --config_file recipes/accelerate/zero3.yaml -m training.grpo --config recipes/...
+
+Stock TRL everywhere except video: TRL 1.16 drops video tensors in its log-prob passes, so video
+prompts go through `training.video_grpo.VideoGRPOTrainer` (a small, tested subclass). With
+`frames_as_images: true` the sampled frames are a list of images and the stock `GRPOTrainer` runs
+unchanged (vLLM supported there). Rewards come from `training.rewards.get_reward_funcs` by name;
+their weights are `reward_weights` (GRPOConfig).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import transformers
+from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
+from trl import GRPOTrainer, ModelConfig, TrlParser, get_peft_config
+
+from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe, to_dict
+from training.data import PromptConfig, load_rows, prompt_hashes, with_grpo_prompts
+from training.rewards import get_reward_funcs
+from training.tiny_qwen import load_model_and_processor
+from training.video_grpo import VideoGRPOTrainer
+from training.video_io import MediaLoader, VideoDecodeConfig
+
+logger = logging.getLogger(__name__)
+
+
+def main(
+    script_args: GRPOScriptArguments,
+    training_args: VideoGRPOConfig,
+    model_args: ModelConfig,
+    callbacks: list[Any] | None = None,
+) -> dict[str, Any]:
+    # ---- Setup: logging, seed --------------------------------------------------------------------
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    set_seed(training_args.seed)
+    logger.info("Model %s | Script %s", model_args, script_args)
+
+    last_checkpoint = None
+    if Path(training_args.output_dir).is_dir() and training_args.resume_from_checkpoint is None:
+        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if last_checkpoint is not None:
+            logger.info("Checkpoint detected, resuming training at %s", last_checkpoint)
+
+    # ---- Data: flat RL rows + prompts built on access (never stored in Arrow) ---------------------
+    if not script_args.dataset_name:
+        raise ValueError("dataset_name (a dataset folder or parquet/json files) is required")
+    loader = MediaLoader(
+        script_args.media_root,
+        VideoDecodeConfig(
+            num_frames=script_args.video_num_frames,
+            max_pixels=script_args.video_max_pixels,
+            reader=script_args.video_reader,
+        ),
+        image_max_pixels=script_args.image_max_pixels,
+        maxsize=script_args.media_cache_size,
+    )
+    prompts = PromptConfig(script_args.system_prompt_path, script_args.answer_format_dir)
+    train_dataset = load_rows(script_args.dataset_name, script_args.dataset_train_split)
+    if script_args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(script_args.max_train_samples, len(train_dataset))))
+    train_dataset = with_grpo_prompts(
+        train_dataset, loader, prompts=prompts, frames_as_images=script_args.frames_as_images
+    )
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        eval_dataset = load_rows(script_args.dataset_name, script_args.dataset_test_split)
+        if script_args.max_eval_samples is not None:
+            eval_dataset = eval_dataset.select(range(min(script_args.max_eval_samples, len(eval_dataset))))
+        eval_dataset = with_grpo_prompts(
+            eval_dataset, loader, prompts=prompts, frames_as_images=script_args.frames_as_images
+        )
+
+    # ---- Model and processor ----------------------------------------------------------------------
+    model, processor = load_model_and_processor(
+        model_args.model_name_or_path,
+        dtype=model_args.dtype or "auto",
+        attn_implementation=model_args.attn_implementation,
+        revision=model_args.model_revision,
+        video_min_pixels=script_args.video_min_pixels,
+        video_max_pixels=script_args.video_max_pixels,
+        image_min_pixels=script_args.image_min_pixels,
+        image_max_pixels=script_args.image_max_pixels,
+        num_frames=script_args.video_num_frames,
+        padding_side="left",
+    )
+
+    # ---- Rewards: the registry, by name (weights: training_args.reward_weights) --------------------
+    reward_funcs = get_reward_funcs(
+        script_args.reward_funcs, **script_args.reward_params(training_args.num_generations)
+    )
+
+    # ---- Trainer: stock GRPOTrainer for frames-as-images, the video subclass otherwise ------------
+    trainer_kwargs: dict[str, Any] = {
+        "model": model,
+        "reward_funcs": reward_funcs,
+        "args": training_args,
+        "train_dataset": train_dataset,
+        "eval_dataset": eval_dataset,
+        "processing_class": processor,
+        "peft_config": get_peft_config(model_args),
+        "callbacks": callbacks,
+    }
+    if script_args.frames_as_images:
+        trainer = GRPOTrainer(**trainer_kwargs)
+    else:
+        trainer = VideoGRPOTrainer(**trainer_kwargs, media_loader=loader)
+
+    # ---- Train ------------------------------------------------------------------------------------
+    started = time.perf_counter()
+    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(train_result.metrics)
+    metrics["train_samples"] = len(train_dataset)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    # ---- Save -------------------------------------------------------------------------------------
+    # generation_config.eos_token_id: make sure a saved policy stops at <|im_end|> (open-r1 does the same).
+    trainer.model.generation_config.eos_token_id = trainer.eos_token_ids
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        record = {
+            "stage": "grpo",
+            "trainer": type(trainer).__name__,
+            "script_args": to_dict(script_args),
+            "model_args": to_dict(model_args),
+            "reward_funcs": list(trainer.reward_func_names),
+            "prompt_hashes": prompt_hashes(script_args.system_prompt_path, script_args.answer_format_dir),
+            "media_cache": {"hits": loader.hits, "misses": loader.misses},
+        }
+        Path(training_args.output_dir, "videorft_run.json").write_text(
+            json.dumps(record, indent=2, default=str)
+        )
+
+    return {
+        "stage": "grpo",
+        "trainer": type(trainer).__name__,
+        "output_dir": training_args.output_dir,
+        "metrics": metrics,
+        "log_history": list(trainer.state.log_history),
+        "reward_funcs": list(trainer.reward_func_names),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def run_grpo(
+    config: str | Path | dict | list[str] | None = None,
+    *,
+    callbacks: list[Any] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """In-process entry: `run_grpo("recipes/tiny/grpo.yaml", output_dir=..., max_steps=...)`.
+
+    `callbacks` are `transformers.TrainerCallback`s (tests hook the model through them)."""
+    script_args, training_args, model_args = parse_recipe(
+        (GRPOScriptArguments, VideoGRPOConfig, ModelConfig), config, **overrides
+    )
+    return main(script_args, training_args, model_args, callbacks=callbacks)
+
+
+if __name__ == "__main__":
+    parser = TrlParser((GRPOScriptArguments, VideoGRPOConfig, ModelConfig))
+    main(*parser.parse_args_and_config())
