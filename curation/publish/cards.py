@@ -52,8 +52,13 @@ def _to_yaml(value: Any) -> str:
 
 
 def environment(templates_dir: Path | None = None) -> Environment:
+    folder = Path(templates_dir or DEFAULT_TEMPLATES_DIR)
+    if not (folder / "cot.md.jinja").is_file():
+        # data_cards/ lives at the repository root (not inside a package): an install without the
+        # checkout must point publish.templates_dir at a copy of it.
+        raise FileNotFoundError(f"dataset card templates not found in {folder} (set publish.templates_dir)")
     env = Environment(
-        loader=FileSystemLoader(str(templates_dir or DEFAULT_TEMPLATES_DIR)),
+        loader=FileSystemLoader(str(folder)),
         undefined=StrictUndefined,  # a missing field is a bug in the context, not an empty string
         autoescape=False,  # Markdown, not HTML
         trim_blocks=True,

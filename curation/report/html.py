@@ -222,8 +222,8 @@ def fmt_duration(seconds: Any) -> str:
     if s < 60:
         return f"{s:.1f} s"
     if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60)} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+        return f"{int(s // 60)}m {int(s % 60):02d}s"
+    return f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m"
 
 
 def fmt_pct(ratio: Any) -> str:

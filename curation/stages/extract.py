@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from curation.records import FAILED, OK, Sample
+from curation.records import FAILED, OK, Sample, stable_hash
 from curation.video.config import VideoConfig
 from curation.video.encode import encode_jpeg
 from curation.video.errors import UNSAFE_PATH, VideoError
@@ -31,7 +31,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoConfig) -> dict[str, Any]:
-    """Decode `media_root / sample.media_path` and write its frames to run_dir/frames/<id>/NNN.jpg.
+    """Decode `media_root / sample.media_path` and write its frames to run_dir/frames/<id>/<config hash>/NNN.jpg.
 
     Returns a row with `id`, `status` ("ok" | "failed"), `reason`, the probe facts (`duration`,
     `fps`, `frame_count`, `width`, `height`, `codec`), the decoder used (`reader`), and per frame
@@ -49,7 +49,7 @@ def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoCo
     except Exception as err:  # a decoder bug on one odd file must not take the shard down
         log.warning("unexpected error extracting %s (%s)", sample.id, sample.media_path, exc_info=True)
         return {**row, "status": FAILED, "reason": f"cannot decode: {type(err).__name__}: {err}"}
-    frame_paths = _write_frames(Path(run_dir), sample.id, sampled, cfg.jpeg_quality)
+    frame_paths = _write_frames(Path(run_dir), sample.id, _variant(cfg), sampled, cfg.jpeg_quality)
     info = sampled.info
     height, width = sampled.frames[0].shape[:2]
     return {
@@ -120,15 +120,21 @@ def _media_file(sample: Sample, media_root: Path) -> Path:
     return path
 
 
-def _write_frames(run_dir: Path, sample_id: str, sampled: SampledFrames, quality: int) -> list[str]:
-    folder = run_dir / FRAMES_DIR / sample_id
+def _variant(cfg: VideoConfig) -> str:
+    """Frames of one sample under another video config live in their own folder, so rows computed
+    under the old config (kept by content key) never point at the new config's frames."""
+    return stable_hash(cfg.content_slice(), length=8)
+
+
+def _write_frames(run_dir: Path, sample_id: str, variant: str, sampled: SampledFrames, quality: int) -> list[str]:
+    folder = run_dir / FRAMES_DIR / sample_id / variant
     folder.mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(len(sampled.frames) - 1)))
     rel_paths = []
     for number, frame in enumerate(sampled.frames):
         name = f"{number:0{width}d}.jpg"
         _write_atomic(folder / name, encode_jpeg(frame, quality))
-        rel_paths.append(f"{FRAMES_DIR}/{sample_id}/{name}")
+        rel_paths.append(f"{FRAMES_DIR}/{sample_id}/{variant}/{name}")
     return rel_paths
 
 

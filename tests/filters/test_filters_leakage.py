@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import make_row, think
+from filters_helpers import make_row, think
 
 from curation.filters.config import LeakageConfig
 from curation.filters.leakage import LEAK_PATTERNS, LeakageFilter

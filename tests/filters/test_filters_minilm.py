@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import make_row
+from filters_helpers import make_row
 
 from curation.filters.config import OpenEndedAgreementConfig
 from curation.filters.open_ended_agreement import OpenEndedAgreementFilter, load_sentence_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import make_row, think
+from filters_helpers import make_row, think
 from pydantic import ValidationError
 
 from curation.filters import FILTERS, FilterStats, Verdict, build_steps, run_filters

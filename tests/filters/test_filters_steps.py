@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import CLEAN_COT, make_row, think
+from filters_helpers import CLEAN_COT, make_row, think
 
 from curation.filters.answer_correctness import AnswerCorrectnessFilter
 from curation.filters.base import StepStats, count_tokens, think_text

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from run_fixture import build_run
+from publish_fixture import build_run
 
 from curation.publish import PublishConfig, publish_run
 from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL

@@ -203,3 +203,34 @@ def test_video_trainer_refuses_vllm(tmp_path):
     args = VideoGRPOConfig(output_dir=str(tmp_path), use_vllm=True, bf16=False, report_to="none")
     with pytest.raises(NotImplementedError, match="frames_as_images"):
         VideoGRPOTrainer(model="unused", reward_funcs=[], args=args)
+
+
+@pytest.mark.integration
+def test_video_grpo_with_lora(tmp_path, tiny_qwen_dir, tiny_video_dataset, media_root, repo_root, test_video):
+    """LoRA (peft) from the recipe: the reference is the adapter-disabled model, still with the video."""
+    from training.grpo import run_grpo
+
+    hook = VisionHook()
+    result = run_grpo(
+        repo_root / "recipes/tiny/grpo.yaml",
+        callbacks=[hook.callback],
+        **_grpo_overrides(
+            tmp_path,
+            tiny_qwen_dir,
+            tiny_video_dataset,
+            media_root,
+            test_video,
+            use_peft=True,
+            lora_r=4,
+            lora_alpha=8,
+            lora_target_modules=["q_proj", "v_proj"],
+            reward_funcs=["completion_length"],
+            reward_weights=[1.0],
+            max_steps=1,
+            gradient_accumulation_steps=1,
+            beta=0.04,
+        ),
+    )
+    assert result["trainer"] == "VideoGRPOTrainer"
+    assert hook.with_grad >= 1 and hook.without_grad >= 2  # generation + reference, both with the video
+    assert (tmp_path / "grpo" / "adapter_config.json").exists()

@@ -13,6 +13,7 @@ from training.rewards import (
     get_reward_funcs,
     length_reward,
 )
+from training.scoring import score_answer
 
 GOOD = "<think>The video shows a ball.</think><answer>B</answer>"
 
@@ -144,8 +145,6 @@ def test_length_accuracy_threshold_is_strict():
     # OCR partial credit of 0.1 (1 word of 10 right) is not "correct": no bonus, and it does not count
     # towards the "more than one correct" condition either.
     words = " ".join(f"w{i}" for i in range(10))
-    from training.scoring import score_answer
-
     assert score_answer("w0", words, "OCR") == pytest.approx(0.1)
     batch = {
         "completions": ["<answer>w0</answer>", f"<answer>{words}</answer>", "<answer>nothing</answer>"],

@@ -242,6 +242,7 @@ def test_accelerate_command(repo_root):
 @pytest.mark.integration
 def test_sft_module_cli(tmp_path, tiny_qwen_dir, tiny_dataset, media_root, repo_root, test_video):
     """`python -m training.sft --config RECIPE --key value` (what `accelerate launch -m` runs)."""
+    import os
     import subprocess
     import sys
 
@@ -252,7 +253,7 @@ def test_sft_module_cli(tmp_path, tiny_qwen_dir, tiny_dataset, media_root, repo_
         "dataset_name": tiny_dataset,
         "media_root": media_root,
         "output_dir": tmp_path / "cli",
-        "max_steps": 2,
+        "max_steps": 1,
         **test_video,
     }
     cmd = [
@@ -263,6 +264,7 @@ def test_sft_module_cli(tmp_path, tiny_qwen_dir, tiny_dataset, media_root, repo_
         "recipes/tiny/sft.yaml",
         *override_args(overrides),
     ]
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see the thread note in conftest.py
+    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "cli" / "model.safetensors").exists()

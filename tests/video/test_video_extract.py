@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.records import Sample, sample_id
+from curation.records import Sample, sample_id, stable_hash
 from curation.stages.extract import extract_sample, extract_shard
 from curation.video import VideoConfig
 
@@ -50,7 +50,8 @@ def test_ok_row_and_frames_on_disk(media_root: Path, tmp_path: Path, frame_no):
     assert row["status"] == "ok" and row["reason"] == "" and row["id"] == sample.id
     assert (row["frame_count"], row["fps"], row["width"], row["height"]) == (40, 10.0, 320, 240)
     assert row["duration"] == pytest.approx(4.0) and row["codec"] == "mpeg4" and row["reader"] == "decord"
-    assert row["frame_paths"] == [f"frames/{sample.id}/{i:03d}.jpg" for i in range(16)]
+    variant = stable_hash(VideoConfig().content_slice(), length=8)
+    assert row["frame_paths"] == [f"frames/{sample.id}/{variant}/{i:03d}.jpg" for i in range(16)]
     assert len(row["timestamps"]) == 16 and row["timestamps"] == sorted(row["timestamps"])
     for rel, index in zip(row["frame_paths"], row["frame_indices"], strict=True):
         image = np.asarray(Image.open(run_dir / rel))
@@ -124,3 +125,14 @@ def test_rerun_rewrites_the_same_frames(media_root: Path, tmp_path: Path):
     second = extract_sample(sample, media_root, tmp_path, VideoConfig(num_frames=4))
     assert second == first
     assert [(tmp_path / p).read_bytes() for p in second["frame_paths"]] == before
+
+
+def test_other_video_config_writes_other_frame_folder(media_root: Path, tmp_path: Path):
+    """Rows kept under the old config must keep pointing at the old config's frames."""
+    run_dir = tmp_path / "run"
+    sample = make_sample("sub/clip.mp4")
+    a = extract_sample(sample, media_root, run_dir, VideoConfig())
+    b = extract_sample(sample, media_root, run_dir, VideoConfig(num_frames=4))
+    assert len(b["frame_paths"]) == 4
+    assert set(a["frame_paths"]).isdisjoint(b["frame_paths"])
+    assert all((run_dir / p).is_file() for p in a["frame_paths"] + b["frame_paths"])
