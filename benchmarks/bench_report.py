@@ -95,17 +95,25 @@ def revise_text(rng: random.Random, draft: str) -> str:
     return "<think>" + " ".join(out) + "</think>"
 
 
-def make_frame(path: Path, seed: int) -> None:
-    """A photo-like 448x252 frame: smooth noise texture plus shapes (compresses like real video)."""
+def background(seed: int) -> Image.Image:
+    """A photo-like 448x252 texture: smooth colour field plus sensor-like noise."""
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8)
-    base = Image.fromarray(small).resize((448, 252), Image.Resampling.BICUBIC)
-    noise = rng.normal(0, 12, (252, 448, 3))
-    im = Image.fromarray(np.clip(np.asarray(base, dtype=np.float64) + noise, 0, 255).astype(np.uint8))
+    base = np.asarray(Image.fromarray(small).resize((448, 252), Image.Resampling.BICUBIC), dtype=np.int16)
+    noise = rng.integers(-20, 21, (252, 448, 3), dtype=np.int16)
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+
+
+def make_frame(path: Path, bg: Image.Image, seed: int) -> None:
+    """A frame: a background with moving shapes on it (compresses like real video frames)."""
+    rng = random.Random(seed)
+    im = bg.copy()
     d = ImageDraw.Draw(im)
     for _ in range(4):
-        x, y = int(rng.integers(0, 400)), int(rng.integers(0, 210))
-        d.ellipse((x, y, x + 40, y + 40), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        x, y = rng.randint(0, 400), rng.randint(0, 210)
+        d.ellipse(
+            (x, y, x + 40, y + 40), fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path, "JPEG", quality=85)
 
@@ -135,11 +143,12 @@ def llm(rng: random.Random, model: str, prompt: int, completion: int, reasoning:
 def build_run(run_dir: Path, n: int, unique: bool, pool: int, seed: int = 0) -> RunStore:
     rng = random.Random(seed)
     store = RunStore(run_dir)
+    backgrounds = [background(k) for k in range(pool)]
     pool_paths = []
     if not unique:
         for k in range(pool):
             p = run_dir / "frames" / "_pool" / f"{k:03d}.jpg"
-            make_frame(p, k)
+            make_frame(p, backgrounds[k], k)
             pool_paths.append(p)
     tables: dict[str, list[dict]] = {s: [] for s in STAGES}
     for i in range(n):
@@ -177,7 +186,7 @@ def build_run(run_dir: Path, n: int, unique: bool, pool: int, seed: int = 0) -> 
                 for k in range(FRAMES):
                     rel = f"frames/{sid}/{k:03d}.jpg"
                     if unique:
-                        make_frame(run_dir / rel, i * FRAMES + k)
+                        make_frame(run_dir / rel, backgrounds[(i + k) % pool], i * FRAMES + k)
                     else:
                         link_or_copy(pool_paths[(i * 7 + k) % pool], run_dir / rel)
                     paths.append(rel)

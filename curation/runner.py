@@ -366,11 +366,25 @@ def finalize_stage(ctx: CurationContext, stage: str, shard_stats: list[StageStat
     total.seconds = (total.ended - total.started) if total.started else 0.0
     ctx.store.drop_shards_from(stage, shard_count(ctx.store))
     extra: dict[str, Any] = {"version": STAGE_VERSIONS.get(stage, "1")}
+    if stage == "filter":
+        extra["filter_steps"] = filter_step_counts(ctx.store)
     if stage in LLM_STAGES:
         extra["model"] = ctx.model_for(stage)
         extra["prompt_hash"] = ctx.prompt(stage).hash
     ctx.store.manifest.set_stage(total, **extra)
     return total
+
+
+def filter_step_counts(store: RunStore) -> dict[str, dict[str, int]]:
+    """Per filter step: rows kept and rows dropped (every step judges every row, datatrove style)."""
+    import json
+
+    counts: dict[str, dict[str, int]] = {}
+    for row in store.iter_rows("filter", columns=["verdicts"]):
+        for step, verdict in json.loads(row.get("verdicts") or "{}").items():
+            c = counts.setdefault(step, {"kept": 0, "dropped": 0})
+            c["kept" if verdict.get("kept") else "dropped"] += 1
+    return counts
 
 
 def run_config_header(ctx: CurationContext) -> dict[str, Any]:

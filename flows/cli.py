@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -42,16 +43,11 @@ def cmd_curate(args: argparse.Namespace) -> int:
         run=args.run,
         until=args.until,
         from_stage=args.from_stage,
+        # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
+        push_to_hub=args.push_to_hub,
+        hub_token_env=args.hub_token_env,
     )
     _print_summary(manifest)
-    if args.push_to_hub:
-        from curation.publish import push_to_hub
-
-        pub = manifest.get("publish") or {}
-        for key in ("cot_dir", "rl_dir"):
-            if pub.get(key):
-                suffix = "-cot" if key == "cot_dir" else "-rl"
-                push_to_hub(Path(pub[key]), args.push_to_hub + suffix, token_env=args.hub_token_env)
     return 0
 
 
@@ -103,16 +99,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from training.launch import run_stage
+def _flag_overrides(rest: list[str]) -> dict[str, Any]:
+    """`--max_steps 3 --reward_funcs format accuracy --bf16` -> {"max_steps": "3", "reward_funcs":
+    ["format", "accuracy"], "bf16": "true"}; TrlParser casts the strings to the fields' types."""
+    out: dict[str, list[str]] = {}
+    key = None
+    for tok in rest:
+        if tok.startswith("--"):
+            key, sep, value = tok[2:].partition("=")
+            out[key] = [value] if sep else []
+        elif key is not None:
+            out[key].append(tok)
+        else:
+            raise SystemExit(f"unexpected argument {tok!r}: overrides look like --key value")
+    return {k: (v[0] if len(v) == 1 else v) if v else "true" for k, v in out.items()}
 
-    return run_stage(args.stage, args.recipe, accelerate_config=args.accelerate_config, extra=args.rest) or 0
+
+def _run_training(stage: str, args: argparse.Namespace) -> int:
+    from training.launch import launch, run_stage
+
+    overrides = _flag_overrides(args.rest)
+    if args.accelerate_config or args.num_processes:
+        launch(stage, args.recipe, accelerate_config=args.accelerate_config, num_processes=args.num_processes,
+               overrides=overrides)
+        return 0
+    result = run_stage(stage, args.recipe, **overrides)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _run_training(args.stage, args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from training.launch import run_stage
-
-    return run_stage("eval", args.recipe, accelerate_config=args.accelerate_config, extra=args.rest) or 0
+    return _run_training("eval", args)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -142,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--until", choices=STAGE_CHOICES, help="stop after this stage")
     c.add_argument("--from", dest="from_stage", choices=STAGE_CHOICES, help="recompute from this stage on")
     c.add_argument("--push-to-hub", metavar="REPO", help="publish the sets to the Hub as REPO-cot / REPO-rl")
-    c.add_argument("--hub-token-env", default="HF_TOKEN", help="env var holding the Hub token")
+    c.add_argument("--hub-token-env", help="env var holding the Hub token (default HF_TOKEN)")
     c.set_defaults(func=cmd_curate)
 
     i = sub.add_parser("inspect", help="print stage rows with status and reason, or one sample")
@@ -172,14 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="run a training stage from a recipe (TRL)")
     t.add_argument("stage", choices=("sft", "grpo"))
     t.add_argument("recipe")
-    t.add_argument("--accelerate-config", help="run through `accelerate launch --config_file ...`")
-    t.add_argument("rest", nargs=argparse.REMAINDER, help="extra TrlParser flags")
+    t.add_argument("--accelerate-config", help="run through `accelerate launch` (a path or ddp|zero2|zero3)")
+    t.add_argument("--num-processes", type=int, help="processes (GPUs) for accelerate launch")
+    t.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides, e.g. --max_steps 3")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a model on a held-out set with the shared scorers")
     e.add_argument("recipe")
     e.add_argument("--accelerate-config")
-    e.add_argument("rest", nargs=argparse.REMAINDER)
+    e.add_argument("--num-processes", type=int)
+    e.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides")
     e.set_defaults(func=cmd_eval)
 
     dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")

@@ -8,6 +8,7 @@ bounds in-flight requests per endpoint across all shard threads.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import re
 import time
@@ -100,10 +101,12 @@ def curate(
     run: str | None = None,
     until: str | None = None,
     from_stage: str | None = None,
+    push_to_hub: str | None = None,
 ) -> dict[str, Any]:
     """Curate a dataset from a recipe (a YAML path, or the recipe as a dict for deployments)."""
     logger = get_run_logger()
-    rec = resolve_recipe(config, recipe, source=source, media_root=media_root, runs_dir=runs_dir, run=run)
+    rec = resolve_recipe(config, recipe, source=source, media_root=media_root, runs_dir=runs_dir, run=run,
+                         push_to_hub=push_to_hub)
     return _curate(rec, until=until, from_stage=from_stage, logger=logger)
 
 
@@ -113,6 +116,8 @@ def resolve_recipe(config: str | None, recipe: dict[str, Any] | None, **flags: A
         "source.media_root": flags.get("media_root"),
         "run.runs_dir": flags.get("runs_dir"),
         "run.name": flags.get("run"),
+        "publish.push_to_hub": flags.get("push_to_hub"),
+        "publish.hub_token_env": flags.get("hub_token_env"),
     }
     if recipe is not None:
         data = dict(recipe)
@@ -142,18 +147,9 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
             logger.info("sources: %s", _line(results["sources"]))
         n = shard_count(store)
         row_stages = [s for s in ROW_STAGES if s in stages]
-        # Submit the whole (stage × shard) grid with per-shard dependencies: pipelined, bounded by
-        # the task runner's thread count.
-        futures: dict[str, list[Any]] = {s: [] for s in row_stages}
-        for shard in range(n):
-            prev = None
-            for stage in row_stages:
-                fut = stage_shard_task.submit(run_key, stage, shard, wait_for=[prev] if prev is not None else None)
-                futures[stage].append(fut)
-                prev = fut
+        per_stage = _run_shard_grid(run_key, n, row_stages, rec.run.max_parallel_shards)
         for stage in row_stages:
-            shard_stats = [f.result() for f in futures[stage]]
-            results[stage] = finalize_stage(ctx, stage, shard_stats)
+            results[stage] = finalize_stage(ctx, stage, per_stage[stage])
             _post_stage_artifacts(rec.run.name, results[stage])
             logger.info("%s: %s", stage, _line(results[stage]))
         if "publish" in stages:
@@ -167,6 +163,50 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
     finally:
         ctx.close()
         _CONTEXTS.pop(run_key, None)
+
+
+def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> dict[str, list[StageStats]]:
+    """Run the (stage × shard) grid pipelined: a shard's next stage is submitted when its previous
+    one finished, never earlier. (A task submitted with `wait_for` on an unfinished future holds a
+    thread of the pool while it waits: submitting the whole grid at once left most of the
+    `max_parallel_shards` threads blocked and the endpoints idle.) At most `slots` tasks are in the
+    pool at once, and started shards advance before new ones start.
+    """
+    per_stage: dict[str, list[Any]] = {s: [None] * n for s in row_stages}
+    if not row_stages:
+        return per_stage
+    # LLM shard tasks carry one tag per endpoint (`llm:<host>:<port>`), so a tag concurrency limit
+    # on the Prefect server protects each endpoint across all runs (docs/OPERATIONS.md).
+    from flows.deploy import endpoint_tags
+
+    recipe = _ctx(run_key).recipe
+    tasks = {s: stage_shard_task.with_options(tags=endpoint_tags(recipe, s)) for s in row_stages}
+    pending: dict[Any, tuple[int, int, Any]] = {}  # wrapped future -> (shard, stage index, future)
+    ready: list[tuple[int, int, Any]] = []  # (shard, next stage index, upstream future)
+    next_shard, error = 0, None
+    while pending or (error is None and (ready or next_shard < n)):
+        while error is None and len(pending) < slots and (ready or next_shard < n):
+            if ready:
+                shard, k, prev = ready.pop(0)
+            else:
+                shard, k, prev = next_shard, 0, None
+                next_shard += 1
+            stage = row_stages[k]
+            fut = tasks[stage].submit(run_key, stage, shard, wait_for=[prev] if prev is not None else None)
+            pending[fut.wrapped_future] = (shard, k, fut)
+        done, _ = concurrent.futures.wait(list(pending), return_when=concurrent.futures.FIRST_COMPLETED)
+        for wrapped in done:
+            shard, k, fut = pending.pop(wrapped)
+            try:
+                per_stage[row_stages[k]][shard] = fut.result()
+            except BaseException as err:  # stop submitting, let the shards in flight finish, then raise
+                error = error or err
+                continue
+            if k + 1 < len(row_stages):
+                ready.append((shard, k + 1, fut))
+    if error is not None:
+        raise error
+    return per_stage
 
 
 def _line(st: StageStats) -> str:

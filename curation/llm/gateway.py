@@ -245,6 +245,9 @@ class Gateway:
             self._endpoints[role] = shared[k]
         self._backend_factory = backend_factory
         self._cache = ResponseCache(cache_path) if cache_path is not None else None
+        # Cache misses being sent right now, by cache key: an identical request arriving meanwhile
+        # waits for that answer instead of paying for it again (touched only on the gateway loop).
+        self._inflight: dict[str, asyncio.Future] = {}
         self._stats = {role: RoleStats() for role in self._configs}
         self._stats_lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -376,12 +379,32 @@ class Gateway:
         endpoint = self._endpoints[req.role]
         params = {**cfg.extra_body, **req.params}
         key = cache_key(cfg.model, req.messages, params)
-        if self._cache is not None:
+        if self._cache is None:
+            return await self._send(req, cfg, endpoint, params, key)
+        while True:
             hit = self._cache.get(key)
+            if hit is None and key in self._inflight:
+                # The same request is in flight: its answer is ours too (None if it failed).
+                hit = await asyncio.shield(self._inflight[key])
+                if hit is None:
+                    continue  # it failed: look again, then try ourselves
             if hit is not None:
                 self._count(req.role, cache_hits=1)
                 return result_from_response(hit, key=key, cached=True, attempts=0)
+            break
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        result: ChatResult | None = None
+        try:
+            result = await self._send(req, cfg, endpoint, params, key)
+            return result
+        finally:
+            del self._inflight[key]
+            done.set_result(result.raw if result is not None and result.ok else None)
 
+    async def _send(
+        self, req: ChatRequest, cfg: EndpointConfig, endpoint: _Endpoint, params: dict[str, Any], key: str
+    ) -> ChatResult:
         self._count(req.role, requests=1)
         headers = {SAMPLE_ID_HEADER: req.tag} if req.tag else {}
         attempt = 0

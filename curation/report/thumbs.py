@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
+_CHUNK = 256
+
 
 def pick_frames(n: int, k: int) -> list[int]:
     """`k` indices spread evenly over `n` frames (first and last included), all of them if k >= n."""
@@ -51,6 +53,7 @@ class ThumbStore:
         self.budget_bytes = budget_bytes
         self.urls: list[str] = []
         self.bytes = 0
+        self.full = False  # the budget turned a thumbnail away: decode no more
         self._by_path: dict[str, int | None] = {}
         self._by_source: dict[str, int | None] = {}
         self._by_thumb: dict[str, int] = {}
@@ -82,9 +85,15 @@ class ThumbStore:
         unique = list(dict.fromkeys(todo.values()))
         first_path = {d: p for p, d in reversed(todo.items())}
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2))) as pool:
-            thumbs = list(pool.map(self._safe_thumbnail, (first_path[d] for d in unique)))
-        for digest, data in zip(unique, thumbs, strict=True):
-            self._by_source[digest] = self._store(data)
+            # In chunks, so that nothing more is decoded once the budget is spent.
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                if self.full:
+                    thumbs: list[bytes | None] = [None] * len(chunk)
+                else:
+                    thumbs = list(pool.map(self._safe_thumbnail, (first_path[d] for d in chunk)))
+                for digest, data in zip(chunk, thumbs, strict=True):
+                    self._by_source[digest] = self._store(data)
         for key, digest in todo.items():
             self._by_path[key] = self._by_source[digest]
 
@@ -103,6 +112,7 @@ class ThumbStore:
             return self._by_thumb[digest]
         url = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
         if self.budget_bytes is not None and self.bytes + len(url) > self.budget_bytes:
+            self.full = True
             return None
         self.bytes += len(url)
         self.urls.append(url)

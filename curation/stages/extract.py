@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,18 +44,36 @@ def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoCo
     row = _empty_row(sample.id)
     try:
         path = _media_file(sample, Path(media_root))
-        sampled = sample_frames(path, cfg, image=True if sample.data_type == "image" else None)
     except VideoError as err:
-        log.debug("extract failed for %s (%s): %s", sample.id, sample.media_path, err.reason)
         return {**row, "status": FAILED, "reason": err.reason}
-    except Exception as err:  # a decoder bug on one odd file must not take the shard down
-        log.warning("unexpected error extracting %s (%s)", sample.id, sample.media_path, exc_info=True)
-        return {**row, "status": FAILED, "reason": f"cannot decode: {type(err).__name__}: {err}"}
-    frame_paths = _write_frames(Path(run_dir), sample.id, _variant(cfg), sampled, cfg.jpeg_quality)
+    variant = _variant(cfg)
+    # Many questions on one video (Video-R1-style sources): decode each (file, config) once.
+    media_key = _media_key(path, variant, sample.data_type)
+    reused = _reuse_frames(media_key, Path(run_dir), sample.id, variant)
+    if reused is not None:
+        return {**row, **reused}
+    with _DECODE_LOCKS[hash(media_key) % len(_DECODE_LOCKS)]:
+        reused = _reuse_frames(media_key, Path(run_dir), sample.id, variant)  # decoded meanwhile?
+        if reused is not None:
+            return {**row, **reused}
+        try:
+            sampled = sample_frames(path, cfg, image=True if sample.data_type == "image" else None)
+        except VideoError as err:
+            log.debug("extract failed for %s (%s): %s", sample.id, sample.media_path, err.reason)
+            return {**row, "status": FAILED, "reason": err.reason}
+        except Exception as err:  # a decoder bug on one odd file must not take the shard down
+            log.warning("unexpected error extracting %s (%s)", sample.id, sample.media_path, exc_info=True)
+            return {**row, "status": FAILED, "reason": f"cannot decode: {type(err).__name__}: {err}"}
+        frame_paths = _write_frames(Path(run_dir), sample.id, variant, sampled, cfg.jpeg_quality)
+        facts = _facts(sampled, frame_paths)
+        _remember(media_key, Path(run_dir), facts)
+    return {**row, **facts}
+
+
+def _facts(sampled: SampledFrames, frame_paths: list[str]) -> dict[str, Any]:
     info = sampled.info
     height, width = sampled.frames[0].shape[:2]
     return {
-        **row,
         "duration": info.duration,
         "fps": info.fps,
         "frame_count": info.frame_count,
@@ -67,6 +87,68 @@ def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoCo
         "frame_width": width,
         "frame_height": height,
     }
+
+
+# (resolved path, size, mtime_ns, inode, config variant, data type) -> (run dir, facts with the
+# first sample's frame paths). Bounded: one entry per recent distinct media file, not per sample.
+_RECENT_MEDIA: OrderedDict[tuple[Any, ...], tuple[Path, dict[str, Any]]] = OrderedDict()
+_RECENT_MEDIA_MAX = 4096
+_RECENT_LOCK = threading.Lock()
+# Striped: threads decoding different files rarely wait on each other; the same file, once.
+_DECODE_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _media_key(path: Path, variant: str, data_type: str) -> tuple[Any, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino, variant, data_type)
+
+
+def _remember(media_key: tuple[Any, ...] | None, run_dir: Path, facts: dict[str, Any]) -> None:
+    if media_key is None:
+        return
+    with _RECENT_LOCK:
+        _RECENT_MEDIA[media_key] = (run_dir, facts)
+        _RECENT_MEDIA.move_to_end(media_key)
+        while len(_RECENT_MEDIA) > _RECENT_MEDIA_MAX:
+            _RECENT_MEDIA.popitem(last=False)
+
+
+def _reuse_frames(media_key: tuple[Any, ...] | None, run_dir: Path, sample_id: str, variant: str) -> dict[str, Any] | None:
+    """The facts of a file already decoded under this config, its frames hard-linked (or copied)
+    into this sample's folder; None when it was not, or its frames are gone."""
+    if media_key is None:
+        return None
+    with _RECENT_LOCK:
+        known = _RECENT_MEDIA.get(media_key)
+    if known is None or known[0] != run_dir:
+        return None
+    facts = known[1]
+    folder = run_dir / FRAMES_DIR / sample_id / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for src in facts["frame_paths"]:
+            name = src.rsplit("/", 1)[-1]
+            dst = folder / name
+            if src != f"{FRAMES_DIR}/{sample_id}/{variant}/{name}":
+                _link_atomic(run_dir / src, dst)
+            paths.append(f"{FRAMES_DIR}/{sample_id}/{variant}/{name}")
+    except OSError:
+        return None  # the first sample's frames are gone: decode again
+    return {**{k: list(v) if isinstance(v, list) else v for k, v in facts.items()}, "frame_paths": paths}
+
+
+def _link_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{threading.get_ident()}.link.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:  # no hard links here (another filesystem): copy the bytes
+        _write_atomic(dst, src.read_bytes())
+        return
+    os.replace(tmp, dst)
 
 
 def extract_shard(

@@ -13,10 +13,14 @@ from curation.llm.sim_server import FaultRates, SimConfig, reset_sim_stats, runn
 
 pytestmark = pytest.mark.integration
 
+# The openai client's two transports: both must behave the same under every fault.
+transports = pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 
-def test_server_errors_are_retried_to_success(sim, make_gateway, fast_endpoint, stage_request):
+
+@transports
+def test_server_errors_are_retried_to_success(sim, make_gateway, fast_endpoint, stage_request, transport):
     url = sim(fault_script=["server_error", "server_error"])
-    gw = make_gateway({"reasoner": fast_endpoint(url)})
+    gw = make_gateway({"reasoner": fast_endpoint(url, options={"http_client": transport})})
     [r] = gw.run([stage_request("draft", 1)])
     assert r.ok and r.attempts == 3 and r.content.startswith("<answer>")
     assert sim_stats(url)["server_error"] == 2
@@ -39,21 +43,33 @@ def test_rate_limits_with_an_http_date_retry_after(sim, make_gateway, fast_endpo
     assert r.ok and r.attempts == 2 and gw.stats()["reasoner"]["failures"] == {"http_429": 1}
 
 
-def test_a_hanging_request_times_out_and_is_retried(sim, make_gateway, fast_endpoint, stage_request):
+@transports
+def test_a_hanging_request_times_out_and_is_retried(
+    sim, make_gateway, fast_endpoint, stage_request, transport
+):
     url = sim(fault_script=["hang"], hang_s=30)
-    gw = make_gateway({"reasoner": fast_endpoint(url, timeout_s=0.5)})
+    gw = make_gateway({"reasoner": fast_endpoint(url, timeout_s=0.5, options={"http_client": transport})})
     t0 = time.monotonic()
     [r] = gw.run([stage_request("draft", 1)])
     assert r.ok and r.attempts == 2 and time.monotonic() - t0 < 5
     assert gw.stats()["reasoner"]["failures"] == {"timeout": 1}
 
 
-def test_connection_refused_is_retried_until_the_server_comes_up(make_gateway, fast_endpoint, stage_request):
+@transports
+def test_connection_refused_is_retried_until_the_server_comes_up(
+    make_gateway, fast_endpoint, stage_request, transport
+):
     with socket.socket() as s:  # a free port nobody listens on (yet)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    gw = make_gateway({"reasoner": fast_endpoint(url, max_retries=30, backoff_base_s=0.1, backoff_max_s=0.2)})
+    gw = make_gateway(
+        {
+            "reasoner": fast_endpoint(
+                url, max_retries=30, backoff_base_s=0.1, backoff_max_s=0.2, options={"http_client": transport}
+            )
+        }
+    )
     results = []
     runner = threading.Thread(target=lambda: results.extend(gw.run([stage_request("draft", 1)])))
     runner.start()
@@ -65,10 +81,14 @@ def test_connection_refused_is_retried_until_the_server_comes_up(make_gateway, f
     assert gw.stats()["reasoner"]["failures"]["connection"] == r.attempts - 1
 
 
-def test_client_errors_are_not_retried(sim, make_gateway, fast_endpoint, stage_request):
+@transports
+def test_client_errors_are_not_retried(sim, make_gateway, fast_endpoint, stage_request, transport):
     url = sim()
     gw = make_gateway(
-        {"reasoner": fast_endpoint(url), "reviser": fast_endpoint(url.replace("/v1", "/nope/v1"))}
+        {
+            "reasoner": fast_endpoint(url, options={"http_client": transport}),
+            "reviser": fast_endpoint(url.replace("/v1", "/nope/v1"), options={"http_client": transport}),
+        }
     )
     bad = stage_request("draft", 1)
     bad.messages = []  # rejected with 400
@@ -94,16 +114,19 @@ def test_cache_makes_a_second_run_free_even_from_a_new_gateway(
     assert fresh.stats()["reasoner"]["cache_hits"] == 6 and fresh.stats()["reasoner"]["requests"] == 0
 
 
+@transports
 def test_malformed_body_is_retried_and_reported_when_it_persists(
-    sim, make_gateway, fast_endpoint, stage_request
+    sim, make_gateway, fast_endpoint, stage_request, transport
 ):
     url = sim(fault_script=["malformed"])
-    gw = make_gateway({"reasoner": fast_endpoint(url)})
+    gw = make_gateway({"reasoner": fast_endpoint(url, options={"http_client": transport})})
     [r] = gw.run([stage_request("draft", 1)])
     assert r.ok and r.attempts == 2
 
     always = sim(fault_script=["malformed"] * 10)
-    gw2 = make_gateway({"reasoner": fast_endpoint(always, max_retries=2)}, cache=False)
+    gw2 = make_gateway(
+        {"reasoner": fast_endpoint(always, max_retries=2, options={"http_client": transport})}, cache=False
+    )
     [bad] = gw2.run([stage_request("draft", 1)])
     assert not bad.ok and bad.error.startswith("malformed response:") and bad.attempts == 3
 

@@ -313,3 +313,13 @@ def test_missing_api_key_variable_fails_at_construction(monkeypatch):
 def test_endpoint_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="max_inflight"):
         EndpointConfig(model="m", max_inflight=4)
+
+
+def test_openai_backend_options_are_checked():
+    from curation.llm.backends.openai_backend import OpenAIBackend
+
+    assert OpenAIBackend(cfg(options={"http_client": "httpx"})).transport == "httpx"
+    with pytest.raises(ValueError, match="unknown option"):
+        OpenAIBackend(cfg(options={"device": "cuda"}))
+    with pytest.raises(ValueError, match="http_client must be one of"):
+        OpenAIBackend(cfg(options={"http_client": "curl"}))

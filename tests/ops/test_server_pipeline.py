@@ -52,8 +52,9 @@ class Processes:
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.started.append((name, proc))
         return proc
@@ -148,8 +149,11 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
         DO_NOT_TRACK="1",
         PYTHONUNBUFFERED="1",
     )
-    server = procs.start("server", [PY, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                    "--port", str(port)], base_env)
+    server = procs.start(
+        "server",
+        [PY, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        base_env,
+    )
     env = {
         **base_env,
         "PREFECT_API_URL": api_url,
@@ -170,14 +174,35 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
     sim_cfg = SimConfig(annotations=[str(annotations)], latency_s=0.0, jitter_s=0.0)
     with running_sim_server(sim_cfg) as sim_url:
         t = time.time()
-        deploy = subprocess.run([PY, "-m", "flows.cli", "deploy", "--prefect-file", str(REPO / "prefect.yaml")],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        deploy = subprocess.run(
+            [PY, "-m", "flows.cli", "deploy", "--prefect-file", str(REPO / "prefect.yaml")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         timings["deploy"] = time.time() - t
         assert deploy.returncode == 0, f"videorft deploy failed:\n{deploy.stdout}\n{deploy.stderr}"
 
         for pool in ("cpu", "gpu"):
-            procs.start(f"worker-{pool}", [PY, "-m", "prefect", "worker", "start", "--pool", pool, "--type",
-                                           "process", "--name", f"test-{pool}"], env)
+            procs.start(
+                f"worker-{pool}",
+                [
+                    PY,
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    pool,
+                    "--type",
+                    "process",
+                    "--name",
+                    f"test-{pool}",
+                ],
+                env,
+            )
 
         from prefect import get_client
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName
@@ -199,7 +224,9 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
                 for name in ("train_sft/train-sft", "train_grpo/train-grpo", "evaluate/evaluate"):
                     dep = client.read_deployment_by_name(name)
                     assert dep.work_pool_name == "gpu", name
-                    assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
+                    assert (
+                        dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
+                    )
 
             t = time.time()
             parameters = {
@@ -214,12 +241,12 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
                 "step_timeout_s": 240,
                 "poll_interval_s": 1,
             }
-            pipeline_run = run_deployment("pipeline/pipeline", parameters=parameters, timeout=420, poll_interval=2)
+            pipeline_run = run_deployment(
+                "pipeline/pipeline", parameters=parameters, timeout=420, poll_interval=2
+            )
             timings["pipeline"] = time.time() - t
             state = pipeline_run.state
-            assert state is not None and state.is_completed(), (
-                f"pipeline ended {state}\n{procs.logs()}"
-            )
+            assert state is not None and state.is_completed(), f"pipeline ended {state}\n{procs.logs()}"
 
             manifest = json.loads((tmp_path / "runs" / "ops" / "manifest.json").read_text())
             pub = manifest["publish"]
@@ -235,7 +262,8 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
                 flows = {f.id: f.name for f in (client.read_flow(r.flow_id) for r in runs)}
                 by_flow = {flows[r.flow_id]: r for r in runs}
                 children = {
-                    r.id for r in client.read_flow_runs(sort=FlowRunSort.START_TIME_ASC, limit=50)
+                    r.id
+                    for r in client.read_flow_runs(sort=FlowRunSort.START_TIME_ASC, limit=50)
                     if r.parent_task_run_id is not None
                 }
 

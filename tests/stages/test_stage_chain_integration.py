@@ -42,7 +42,11 @@ def _check(row: dict, fields: set[str]) -> None:
         assert row["reason"].startswith(ACCOUNTED_PREFIXES), row["reason"]
     else:
         assert row["reason"] == ""
-    assert row["requests"] >= 1 and row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    # Two samples can make the identical request (a random model writes the same junk): the second
+    # is then a cache hit, sent once and paid once.
+    assert row["requests"] + row["cache_hits"] >= 1
+    if row["requests"]:
+        assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +113,13 @@ def test_tiny_qwen_chain_through_the_transformers_backend(tiny_qwen, tmp_path):
         _check(rev, {"process", "answer", "revision"})
         assert cap["model"] == str(tiny_qwen)
         assert cap["status"] == "failed" and cap["reason"].startswith("invalid caption JSON: ")
-        assert cap["requests"] == 2 and len(json.loads(cap["raw"])) == 2  # the repair round ran
+        assert cap["requests"] + cap["cache_hits"] == 2 and len(json.loads(cap["raw"])) == 2  # repair ran
     assert stats["total"]["requests"] == sum(r["requests"] for chain_rows in rows for r in chain_rows)
     assert stats["total"]["errors"] == 0
     for (cap, drf, rev), (cap2, drf2, rev2) in zip(rows, again, strict=True):
-        assert (cap2["cache_hits"], drf2["cache_hits"], rev2["cache_hits"]) == (cap2["requests"], 1, 1)
+        # The second pass is answered by the cache: nothing sent (requests counts what was paid for).
+        assert (cap2["requests"], drf2["requests"], rev2["requests"]) == (0, 0, 0)
+        assert (cap2["cache_hits"], drf2["cache_hits"], rev2["cache_hits"]) == (2, 1, 1)
         assert (cap2["reason"], drf2["reason"], rev2["reason"]) == (
             cap["reason"],
             drf["reason"],
