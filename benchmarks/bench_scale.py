@@ -177,6 +177,24 @@ def run_plain(recipe, timings: Timings) -> dict[str, Any]:
         ctx.close()
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of each kind of child process so far."""
+    import psutil
+
+    me = psutil.Process()
+    t = me.cpu_times()
+    out = {"flow process": t.user + t.system}
+    for c in me.children(recursive=True):
+        try:
+            cmd = " ".join(c.cmdline())
+            ct = c.cpu_times()
+        except psutil.Error:
+            continue
+        kind = "endpoint (sim)" if "sim_server" in cmd else ("prefect server" if "prefect" in cmd else "other child")
+        out[kind] = out.get(kind, 0.0) + ct.user + ct.system
+    return out
+
+
 def child(n: int, mode: str, work: Path, *, shard_size: int, parallel: int, in_flight: int) -> dict[str, Any]:
     """One size, one mode, in this (fresh) process."""
     prefect_env(work / "prefect-home")
@@ -206,11 +224,14 @@ def child(n: int, mode: str, work: Path, *, shard_size: int, parallel: int, in_f
             timings.instrument_flow()
             from flows.curate import run_curate
 
+        cpu0 = _cpu_seconds()
         with RssSampler(0.25) as rss:
             t_call = time.time()
             manifest = run_curate(recipe=recipe) if mode == "prefect" else run_plain(recipe, timings)
             t_return = time.time()
+        cpu1 = _cpu_seconds()
         stats = sim_stats(url)
+    out["cpu_s"] = {k: round(cpu1.get(k, 0.0) - cpu0.get(k, 0.0), 1) for k in cpu1}
     fn = timings.fn
     llm = [(a, b) for s, a, b in fn if s in ("caption", "draft", "revise")]
     window = (max(b for _, b in llm) - min(a for a, _ in llm)) if llm else 0.0

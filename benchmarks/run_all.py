@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
     summary: list[str] = []
     failures = []
-    print(f"videorft benchmarks, {date.today()} on {platform.node()} ({os.cpu_count()} cores, {platform.machine()})")
+    print(
+        f"videorft benchmarks, {date.today()} on {platform.node()} ({os.cpu_count()} cores, {platform.machine()})"
+    )
     for script, quick, full in BENCHES:
         if a.only and script not in a.only:
             continue
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(path), *(quick if a.quick else full)]
         print(f"\n== {' '.join(cmd[1:])}", flush=True)
         t0 = time.time()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             print(line, end="")

@@ -77,7 +77,9 @@ class Recipe(BaseModel):
 
     @property
     def cache_path(self) -> Path:
-        return Path(self.llm.cache_path) if self.llm.cache_path else Path(self.run.runs_dir) / "llm_cache.sqlite"
+        return (
+            Path(self.llm.cache_path) if self.llm.cache_path else Path(self.run.runs_dir) / "llm_cache.sqlite"
+        )
 
 
 def _format_error(err: ValidationError, origin: str) -> str:
@@ -101,6 +103,7 @@ def expand_env(value: Any) -> Any:
     endpoints (e.g. `base_url: ${VLLM_URL:-http://127.0.0.1:8000/v1}`). Secrets never go here:
     endpoints name the env var of their key (`api_key_env`) and the gateway reads it at call time."""
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             if m.group(1) in os.environ:
                 return os.environ[m.group(1)]

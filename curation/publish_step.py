@@ -24,7 +24,9 @@ def run_publish(ctx: CurationContext) -> StageStats:
         "prompt_hashes": {stage: ctx.prompt(stage).hash for stage in LLM_STAGES},
         "models": {stage: ctx.model_for(stage) for stage in LLM_STAGES},
     }
-    result = publish_run(store, recipe.publish.out_dir, recipe.publish, run_name=recipe.run.name, lineage=lineage)
+    result = publish_run(
+        store, recipe.publish.out_dir, recipe.publish, run_name=recipe.run.name, lineage=lineage
+    )
     stats = StageStats("publish", started=started, ended=time.time())
     stats.in_ = stats.ok = result.cot_rows
     stats.seconds = stats.ended - started

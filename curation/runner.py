@@ -32,7 +32,13 @@ log = logging.getLogger("videorft.curate")
 ROW_STAGES = ("extract", "caption", "draft", "revise", "filter")
 STAGES = ("sources", *ROW_STAGES, "publish")
 LLM_STAGES = {"caption": "captioner", "draft": "reasoner", "revise": "reviser"}
-UPSTREAM = {"extract": "sources", "caption": "extract", "draft": "caption", "revise": "draft", "filter": "revise"}
+UPSTREAM = {
+    "extract": "sources",
+    "caption": "extract",
+    "draft": "caption",
+    "revise": "draft",
+    "filter": "revise",
+}
 # Bump when a stage's logic changes in a way that must invalidate earlier results.
 STAGE_VERSIONS = {"sources": "1", "extract": "1", "caption": "1", "draft": "1", "revise": "1", "filter": "1"}
 
@@ -251,8 +257,10 @@ def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[s
     if stage == "filter":
         from curation.stages.filter import filter_shard, join_filter_input
 
-        joined = [join_filter_input(it.upstream["sources"], it.upstream["revise"], it.upstream.get("draft"))
-                  for it in items]
+        joined = [
+            join_filter_input(it.upstream["sources"], it.upstream["revise"], it.upstream.get("draft"))
+            for it in items
+        ]
         return filter_shard(joined, recipe.filters)
     return _process_llm(ctx, stage, items)
 
@@ -332,9 +340,13 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
             row["reason"] = f"invalid status {row.get('status')!r} from {stage}"
             row["status"] = FAILED
         new_rows[it.key] = row
-        for name, counter in (("requests", "llm_requests"), ("cache_hits", "llm_cache_hits"),
-                              ("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
-                              ("reasoning_tokens", "reasoning_tokens")):
+        for name, counter in (
+            ("requests", "llm_requests"),
+            ("cache_hits", "llm_cache_hits"),
+            ("prompt_tokens", "prompt_tokens"),
+            ("completion_tokens", "completion_tokens"),
+            ("reasoning_tokens", "reasoning_tokens"),
+        ):
             if row.get(name):
                 stats.llm[counter] = stats.llm.get(counter, 0) + int(row[name])
 
@@ -399,7 +411,9 @@ def run_config_header(ctx: CurationContext) -> dict[str, Any]:
     }
 
 
-def run_until_sync(ctx: CurationContext, stages: list[str], on_stage: Callable[[StageStats], None] | None = None) -> dict[str, StageStats]:
+def run_until_sync(
+    ctx: CurationContext, stages: list[str], on_stage: Callable[[StageStats], None] | None = None
+) -> dict[str, StageStats]:
     """Plain sequential execution of the stages (used by tests and benchmarks without Prefect)."""
     results: dict[str, StageStats] = {}
     for stage in stages:

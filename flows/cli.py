@@ -34,19 +34,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_curate(args: argparse.Namespace) -> int:
     from flows.curate import run_curate
+    from flows.progress import progress_bars
 
-    manifest = run_curate(
-        args.config,
-        source=args.source,
-        media_root=args.media_root,
-        runs_dir=args.runs_dir,
-        run=args.run,
-        until=args.until,
-        from_stage=args.from_stage,
-        # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
-        push_to_hub=args.push_to_hub,
-        hub_token_env=args.hub_token_env,
-    )
+    with progress_bars():
+        manifest = run_curate(
+            args.config,
+            source=args.source,
+            media_root=args.media_root,
+            runs_dir=args.runs_dir,
+            run=args.run,
+            until=args.until,
+            from_stage=args.from_stage,
+            # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
+            push_to_hub=args.push_to_hub,
+            hub_token_env=args.hub_token_env,
+        )
     _print_summary(manifest)
     return 0
 
@@ -59,8 +61,22 @@ def _print_summary(manifest: dict[str, Any]) -> None:
     for col in ("stage", "in", "ok", "rejected", "failed", "reused", "llm req", "cache hits", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     for stage, d in manifest.get("stages", {}).items():
-        table.add_row(stage, *(str(d.get(k, "")) for k in ("in", "ok", "rejected", "failed", "reused",
-                                                            "llm_requests", "llm_cache_hits", "seconds")))
+        table.add_row(
+            stage,
+            *(
+                str(d.get(k, ""))
+                for k in (
+                    "in",
+                    "ok",
+                    "rejected",
+                    "failed",
+                    "reused",
+                    "llm_requests",
+                    "llm_cache_hits",
+                    "seconds",
+                )
+            ),
+        )
     Console().print(table)
     run_dir = manifest.get("run_dir")
     if run_dir:
@@ -120,11 +136,20 @@ def _run_training(stage: str, args: argparse.Namespace) -> int:
 
     overrides = _flag_overrides(args.rest)
     if args.accelerate_config or args.num_processes:
-        launch(stage, args.recipe, accelerate_config=args.accelerate_config, num_processes=args.num_processes,
-               overrides=overrides)
+        launch(
+            stage,
+            args.recipe,
+            accelerate_config=args.accelerate_config,
+            num_processes=args.num_processes,
+            overrides=overrides,
+        )
         return 0
     result = run_stage(stage, args.recipe, **overrides)
-    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str
+        )
+    )
     return 0
 
 
@@ -179,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out")
     r.set_defaults(func=cmd_report)
 
-    ss = sub.add_parser("sim-server", help="the simulated OpenAI-compatible endpoint (not a model)",
-                        add_help=False)
+    ss = sub.add_parser(
+        "sim-server", help="the simulated OpenAI-compatible endpoint (not a model)", add_help=False
+    )
     ss.add_argument("rest", nargs=argparse.REMAINDER)
     ss.set_defaults(func=cmd_sim_server)
 
@@ -216,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # Quiet by default: one line per stage from the flow, not one per task run.
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from curation.config import RecipeError
 
@@ -231,4 +259,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

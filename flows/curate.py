@@ -55,10 +55,27 @@ def _post_stage_artifacts(run_name: str, st: StageStats) -> None:
         from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
         d = st.to_dict()
-        table = [{k: d[k] for k in ("in", "ok", "rejected", "failed", "reused", "computed", "seconds",
-                                    "llm_requests", "llm_cache_hits")}]
-        create_table_artifact(key=_artifact_key(run_name, st.stage, "counts"), table=table,
-                              description=f"{st.stage}: rows in and where they went")
+        table = [
+            {
+                k: d[k]
+                for k in (
+                    "in",
+                    "ok",
+                    "rejected",
+                    "failed",
+                    "reused",
+                    "computed",
+                    "seconds",
+                    "llm_requests",
+                    "llm_cache_hits",
+                )
+            }
+        ]
+        create_table_artifact(
+            key=_artifact_key(run_name, st.stage, "counts"),
+            table=table,
+            description=f"{st.stage}: rows in and where they went",
+        )
         lines = [f"# {st.stage}: reasons", "", "| reason | rows |", "|---|---|"]
         for reason, n in sorted(st.reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"| {reason.replace('|', '/')} | {n} |")
@@ -105,8 +122,15 @@ def curate(
 ) -> dict[str, Any]:
     """Curate a dataset from a recipe (a YAML path, or the recipe as a dict for deployments)."""
     logger = get_run_logger()
-    rec = resolve_recipe(config, recipe, source=source, media_root=media_root, runs_dir=runs_dir, run=run,
-                         push_to_hub=push_to_hub)
+    rec = resolve_recipe(
+        config,
+        recipe,
+        source=source,
+        media_root=media_root,
+        runs_dir=runs_dir,
+        run=run,
+        push_to_hub=push_to_hub,
+    )
     return _curate(rec, until=until, from_stage=from_stage, logger=logger)
 
 
@@ -181,6 +205,11 @@ def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> 
 
     recipe = _ctx(run_key).recipe
     tasks = {s: stage_shard_task.with_options(tags=endpoint_tags(recipe, s)) for s in row_stages}
+    from flows.progress import current
+
+    bars = current()
+    if bars is not None:
+        bars.start(row_stages, n)
     pending: dict[Any, tuple[int, int, Any]] = {}  # wrapped future -> (shard, stage index, future)
     ready: list[tuple[int, int, Any]] = []  # (shard, next stage index, upstream future)
     next_shard, error = 0, None
@@ -202,6 +231,8 @@ def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> 
             except BaseException as err:  # stop submitting, let the shards in flight finish, then raise
                 error = error or err
                 continue
+            if bars is not None:
+                bars.advance(row_stages[k])
             if k + 1 < len(row_stages):
                 ready.append((shard, k + 1, fut))
     if error is not None:
@@ -211,9 +242,15 @@ def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> 
 
 def _line(st: StageStats) -> str:
     d = st.to_dict()
-    extra = f", llm requests {d['llm_requests']}, cache hits {d['llm_cache_hits']}" if d["llm_requests"] or d["llm_cache_hits"] else ""
-    return (f"in {d['in']} → ok {d['ok']}, rejected {d['rejected']}, failed {d['failed']} "
-            f"(reused {d['reused']}){extra}, {d['seconds']:.1f}s")
+    extra = (
+        f", llm requests {d['llm_requests']}, cache hits {d['llm_cache_hits']}"
+        if d["llm_requests"] or d["llm_cache_hits"]
+        else ""
+    )
+    return (
+        f"in {d['in']} → ok {d['ok']}, rejected {d['rejected']}, failed {d['failed']} "
+        f"(reused {d['reused']}){extra}, {d['seconds']:.1f}s"
+    )
 
 
 def run_curate(

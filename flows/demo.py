@@ -53,6 +53,7 @@ def run_demo(workdir: Path, n: int = 60, train: bool = False) -> dict:
     from curation.llm.sim_server import SimConfig, running_sim_server
     from curation.sources.synthetic import generate
     from flows.curate import run_curate
+    from flows.progress import progress_bars
 
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,8 @@ def run_demo(workdir: Path, n: int = 60, train: bool = False) -> dict:
     with running_sim_server(sim_cfg) as base_url:
         print(f"[2/4] simulated endpoint (not a model) listening on {base_url}")
         recipe = recipe_from_dict(demo_recipe(workdir, annotations, base_url), origin=str(DEMO_RECIPE))
-        manifest = run_curate(recipe=recipe)
+        with progress_bars():
+            manifest = run_curate(recipe=recipe)
     print("[3/4] curate flow finished (Prefect local mode)")
 
     run_dir = Path(manifest["run_dir"])

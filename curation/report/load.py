@@ -211,14 +211,21 @@ def _caption(cap: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"json": parsed, "video_caption": video_caption}
 
 
+def _draft_cot(content: str, reasoning: str) -> str:
+    """The draft CoT to diff against the revision: the content when it holds prose (a model that
+    writes its reasoning out), else the reasoning channel (a `<think>` block or vLLM's
+    reasoning_content, when the content is only the `<answer>`)."""
+    text = strip_think(content)
+    prose = re.sub(r"<answer>.*?</answer>", "", text, flags=re.S).strip()
+    return text if prose or not reasoning else reasoning
+
+
 def _draft(row: dict[str, Any] | None) -> dict[str, str] | None:
     if not row:
         return None
     reasoning = _str(row.get("draft_reasoning"))
     return {
-        # The draft CoT is the `draft` text; a reasoning model that put everything in its
-        # reasoning channel still gets a diff against that.
-        "text": strip_think(_str(row.get("draft")) or reasoning),
+        "text": _draft_cot(_str(row.get("draft")), reasoning),
         "reasoning": reasoning,
         "answer": _str(row.get("draft_answer")),
     }

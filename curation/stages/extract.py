@@ -116,7 +116,9 @@ def _remember(media_key: tuple[Any, ...] | None, run_dir: Path, facts: dict[str,
             _RECENT_MEDIA.popitem(last=False)
 
 
-def _reuse_frames(media_key: tuple[Any, ...] | None, run_dir: Path, sample_id: str, variant: str) -> dict[str, Any] | None:
+def _reuse_frames(
+    media_key: tuple[Any, ...] | None, run_dir: Path, sample_id: str, variant: str
+) -> dict[str, Any] | None:
     """The facts of a file already decoded under this config, its frames hard-linked (or copied)
     into this sample's folder; None when it was not, or its frames are gone."""
     if media_key is None:
@@ -208,7 +210,9 @@ def _variant(cfg: VideoConfig) -> str:
     return stable_hash(cfg.content_slice(), length=8)
 
 
-def _write_frames(run_dir: Path, sample_id: str, variant: str, sampled: SampledFrames, quality: int) -> list[str]:
+def _write_frames(
+    run_dir: Path, sample_id: str, variant: str, sampled: SampledFrames, quality: int
+) -> list[str]:
     folder = run_dir / FRAMES_DIR / sample_id / variant
     folder.mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(len(sampled.frames) - 1)))

@@ -78,7 +78,9 @@ class RunStore:
         atomic_write_bytes(path, buf.getvalue())
         return path
 
-    def read_shard(self, stage: str, shard: int, columns: list[str] | None = None) -> list[dict[str, Any]] | None:
+    def read_shard(
+        self, stage: str, shard: int, columns: list[str] | None = None
+    ) -> list[dict[str, Any]] | None:
         path = self.shard_path(stage, shard)
         if not path.exists():
             return None
@@ -124,8 +126,14 @@ def _existing(path: Path, columns: list[str] | None) -> list[str] | None:
 def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     rows = list(rows)
     if not rows:
-        return pa.table({"id": pa.array([], pa.string()), "key": pa.array([], pa.string()),
-                         "status": pa.array([], pa.string()), "reason": pa.array([], pa.string())})
+        return pa.table(
+            {
+                "id": pa.array([], pa.string()),
+                "key": pa.array([], pa.string()),
+                "status": pa.array([], pa.string()),
+                "reason": pa.array([], pa.string()),
+            }
+        )
     # Union of keys in first-seen order: rows of one stage may differ (a failed row lacks outputs).
     names: dict[str, None] = {}
     for r in rows:

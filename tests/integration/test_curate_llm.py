@@ -56,7 +56,13 @@ def test_200_samples_until_revise_then_rerun_is_all_cache_hits(tmp_path, sim_rec
 def test_faults_of_every_kind_lose_nothing_and_pay_nothing_twice(tmp_path, synth_dir, sim_recipe):
     cfg = SimConfig(
         annotations=[str(synth_dir / "annotations.jsonl")],
-        faults={"server_error": 0.04, "rate_limited": 0.04, "hang": 0.04, "malformed": 0.04, "truncated": 0.04},
+        faults={
+            "server_error": 0.04,
+            "rate_limited": 0.04,
+            "hang": 0.04,
+            "malformed": 0.04,
+            "truncated": 0.04,
+        },
         retry_after_s=0.05,
         hang_s=3.0,
         seed=5,

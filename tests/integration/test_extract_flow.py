@@ -28,8 +28,22 @@ def test_synth_then_curate_until_extract(tmp_path, capsys):
     synth = tmp_path / "S"
     assert main(["synth", "--out", str(synth), "--n", "50", "--seed", "3"]) == 0
     runs = tmp_path / "runs"
-    rc = main(["curate", str(REPO / "configs/demo.yaml"), "--source", str(synth / "annotations.jsonl"),
-               "--media-root", str(synth), "--runs-dir", str(runs), "--run", "r1", "--until", "extract"])
+    rc = main(
+        [
+            "curate",
+            str(REPO / "configs/demo.yaml"),
+            "--source",
+            str(synth / "annotations.jsonl"),
+            "--media-root",
+            str(synth),
+            "--runs-dir",
+            str(runs),
+            "--run",
+            "r1",
+            "--until",
+            "extract",
+        ]
+    )
     assert rc == 0
     m = _manifest(runs / "r1")
     ex = m["stages"]["extract"]
@@ -44,8 +58,25 @@ def test_synth_then_curate_until_extract(tmp_path, capsys):
             assert (runs / "r1" / p).is_file()
     # Second run: every row reused, no shard rewritten.
     before = {p: p.stat().st_mtime_ns for p in (runs / "r1" / "extract").glob("shard-*.parquet")}
-    assert main(["curate", str(REPO / "configs/demo.yaml"), "--source", str(synth / "annotations.jsonl"),
-                 "--media-root", str(synth), "--runs-dir", str(runs), "--run", "r1", "--until", "extract"]) == 0
+    assert (
+        main(
+            [
+                "curate",
+                str(REPO / "configs/demo.yaml"),
+                "--source",
+                str(synth / "annotations.jsonl"),
+                "--media-root",
+                str(synth),
+                "--runs-dir",
+                str(runs),
+                "--run",
+                "r1",
+                "--until",
+                "extract",
+            ]
+        )
+        == 0
+    )
     ex2 = _manifest(runs / "r1")["stages"]["extract"]
     assert ex2["reused"] == 50 and ex2["computed"] == 0
     after = {p: p.stat().st_mtime_ns for p in (runs / "r1" / "extract").glob("shard-*.parquet")}
@@ -65,9 +96,17 @@ def _videor1_bad_corpus(root: Path, synth: Path) -> Path:
     (media / "text.mp4").write_text("this is not a video\n" * 20)
 
     def row(i, path, **kw):
-        r = {"problem_id": i, "problem": f"How many objects are there in clip {i}?", "data_type": "video",
-             "problem_type": "numerical", "options": [], "process": "", "solution": "<answer>3</answer>",
-             "path": path, "data_source": "bad-corpus"}
+        r = {
+            "problem_id": i,
+            "problem": f"How many objects are there in clip {i}?",
+            "data_type": "video",
+            "problem_type": "numerical",
+            "options": [],
+            "process": "",
+            "solution": "<answer>3</answer>",
+            "path": path,
+            "data_source": "bad-corpus",
+        }
         r.update(kw)
         return r
 
@@ -81,7 +120,9 @@ def _videor1_bad_corpus(root: Path, synth: Path) -> Path:
         {k: v for k, v in row(15, f"./{good[0].name}").items() if k != "problem"},
         {k: v for k, v in row(16, f"./{good[0].name}").items() if k != "solution"},
         row(17, f"./{good[1].name}", problem_type="essay"),
-        row(18, f"./{good[2].name}", problem_type="multiple choice", options=[], solution="<answer>A</answer>"),
+        row(
+            18, f"./{good[2].name}", problem_type="multiple choice", options=[], solution="<answer>A</answer>"
+        ),
     ]
     path = root / "videor1.json"
     path.write_text(json.dumps(rows))
@@ -91,15 +132,32 @@ def _videor1_bad_corpus(root: Path, synth: Path) -> Path:
 def test_bad_inputs_are_explained_and_nothing_else_is_lost(tmp_path, synth_dir):
     ann = _videor1_bad_corpus(tmp_path, synth_dir)
     runs = tmp_path / "runs"
-    rc = main(["curate", str(REPO / "configs/demo.yaml"), "--source", str(ann), "--media-root",
-               str(tmp_path / "media"), "--runs-dir", str(runs), "--run", "bad", "--until", "extract"])
+    rc = main(
+        [
+            "curate",
+            str(REPO / "configs/demo.yaml"),
+            "--source",
+            str(ann),
+            "--media-root",
+            str(tmp_path / "media"),
+            "--runs-dir",
+            str(runs),
+            "--run",
+            "bad",
+            "--until",
+            "extract",
+        ]
+    )
     assert rc == 0
     run = runs / "bad"
     m = _manifest(run)
     src = pd.read_parquet(run / "sources")
     ex = pd.read_parquet(run / "extract")
     assert m["stages"]["sources"]["in"] == 12
-    by_pid = {json.loads(r)["problem_id"]: (s, reason) for r, s, reason in zip(src["raw"], src["status"], src["reason"])}
+    by_pid = {
+        json.loads(r)["problem_id"]: (s, reason)
+        for r, s, reason in zip(src["raw"], src["status"], src["reason"], strict=True)
+    }
     assert by_pid[14][0] == "rejected" and "escapes the media root" in by_pid[14][1]
     assert by_pid[15][0] == "rejected" and "problem" in by_pid[15][1]
     assert by_pid[16][0] == "rejected" and "solution" in by_pid[16][1]
@@ -107,8 +165,9 @@ def test_bad_inputs_are_explained_and_nothing_else_is_lost(tmp_path, synth_dir):
     assert by_pid[18][0] == "rejected" and "option" in by_pid[18][1]
     ok_src = src[src["status"] == "ok"]
     assert len(ok_src) == 7
-    reasons = dict(zip(ok_src.merge(ex, on="id")["media_path"], ok_src.merge(ex, on="id")["reason_y"]))
-    statuses = dict(zip(ok_src.merge(ex, on="id")["media_path"], ok_src.merge(ex, on="id")["status_y"]))
+    joined = ok_src.merge(ex, on="id", suffixes=("_src", ""))
+    reasons = dict(zip(joined["media_path"], joined["reason"], strict=True))
+    statuses = dict(zip(joined["media_path"], joined["status"], strict=True))
     for name in ("zero.mp4", "truncated.mp4", "text.mp4", "missing.mp4"):
         assert statuses[name] == "failed", (name, reasons[name])
     assert "zero-byte" in reasons["zero.mp4"]
@@ -126,12 +185,37 @@ def test_sigkill_mid_extract_then_resume(tmp_path, synth_dir):
     runs = tmp_path / "runs"
     cfg = tmp_path / "recipe.yaml"
     # One sample per shard, one shard at a time: many small atomic writes to land a kill between.
-    cfg.write_text((REPO / "configs/demo.yaml").read_text().replace("shard_size: 16", "shard_size: 1")
-                   .replace("max_parallel_shards: 4", "max_parallel_shards: 1"))
-    args = [sys.executable, "-m", "flows.cli", "curate", str(cfg), "--source", str(synth_dir / "annotations.jsonl"),
-            "--media-root", str(synth_dir), "--runs-dir", str(runs), "--run", "k", "--until", "extract"]
-    proc = subprocess.Popen(args, cwd=REPO, env=dict(os.environ), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg.write_text(
+        (REPO / "configs/demo.yaml")
+        .read_text()
+        .replace("shard_size: 16", "shard_size: 1")
+        .replace("max_parallel_shards: 4", "max_parallel_shards: 1")
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "curate",
+        str(cfg),
+        "--source",
+        str(synth_dir / "annotations.jsonl"),
+        "--media-root",
+        str(synth_dir),
+        "--runs-dir",
+        str(runs),
+        "--run",
+        "k",
+        "--until",
+        "extract",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO,
+        env=dict(os.environ),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ex_dir = runs / "k" / "extract"
     deadline = time.time() + 240
     n_total = 24

@@ -26,7 +26,9 @@ def sim(synth_dir):
         yield url, cfg
 
 
-def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(tmp_path, synth_dir, sim, sim_recipe, repo_root):
+def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(
+    tmp_path, synth_dir, sim, sim_recipe, repo_root
+):
     url, cfg = sim
     runs = tmp_path / "runs"
     recipe = sim_recipe(synth_dir, url, runs, run="regen")
@@ -35,13 +37,16 @@ def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(tmp_path, s
 
     # ---- the filters catch exactly what was planted -------------------------------------------
     flt = pd.read_parquet(run / "filter")
-    expected = {sid: (p.wrong_answer or p.leak_survives_revision)
-                for sid in flt["id"] for p in [plants(sid, cfg)]}
+    expected = {
+        sid: (p.wrong_answer or p.leak_survives_revision) for sid in flt["id"] for p in [plants(sid, cfg)]
+    }
     assert sum(expected.values()) >= 3 and sum(not v for v in expected.values()) >= 3
     got = dict(zip(flt["id"], flt["status"] == "rejected", strict=True))
-    assert got == expected, {k: (got[k], flt.set_index("id").loc[k, "reason"]) for k in got if got[k] != expected[k]}
+    assert got == expected, {
+        k: (got[k], flt.set_index("id").loc[k, "reason"]) for k in got if got[k] != expected[k]
+    }
     reasons = flt.set_index("id")["reason"]
-    for sid, rejected in expected.items():
+    for sid in expected:
         p = plants(sid, cfg)
         if p.wrong_answer:
             assert "answer_correctness" in reasons[sid] or "open_ended" in reasons[sid], reasons[sid]
@@ -72,7 +77,10 @@ def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(tmp_path, s
     m2 = run_curate(recipe=recipe2)
     assert sim_stats(url)["requests"] == 0
     for stage in ("caption", "draft", "revise"):
-        assert m2["stages"][stage]["llm_requests"] == 0 and m2["stages"][stage]["reused"] == m1["stages"][stage]["in"]
+        assert (
+            m2["stages"][stage]["llm_requests"] == 0
+            and m2["stages"][stage]["reused"] == m1["stages"][stage]["in"]
+        )
     assert m2["stages"]["filter"]["computed"] == m2["stages"]["filter"]["in"]
     assert 0 < m2["publish"]["cot_rows"] < m1["publish"]["cot_rows"]
     assert m2["publish"]["version"] != m1["publish"]["version"]

@@ -163,7 +163,12 @@ def test_caption_row_ok(run_dir, prompts):
     assert row["n_frames"] == 3
     assert row["model"] == "fake-model" and row["prompt_hash"] == prompts["caption"].hash
     # Served from the cache: nothing sent, nothing paid (tokens count only what was paid for).
-    assert (row["requests"], row["cache_hits"], row["prompt_tokens"], row["completion_tokens"]) == (0, 1, 0, 0)
+    assert (row["requests"], row["cache_hits"], row["prompt_tokens"], row["completion_tokens"]) == (
+        0,
+        1,
+        0,
+        0,
+    )
     assert row["raw"] == GOOD
     req = gw.requests[0]
     assert req.role == "captioner" and req.tag == sample.id

@@ -57,7 +57,9 @@ def test_ok_row_and_frames_on_disk(media_root: Path, tmp_path: Path, frame_no):
         image = np.asarray(Image.open(run_dir / rel))
         assert image.shape == (240, 320, 3)
         assert frame_no(image) == index  # the stored JPEG is the frame the row says
-    leftovers = [p.name for p in (run_dir / "frames" / sample.id / variant).iterdir() if not p.name.endswith(".jpg")]
+    leftovers = [
+        p.name for p in (run_dir / "frames" / sample.id / variant).iterdir() if not p.name.endswith(".jpg")
+    ]
     assert leftovers == []
 
 
