@@ -1,14 +1,18 @@
 """Gateway throughput against the simulated endpoint: does the gateway keep the endpoint saturated?
 
 An endpoint with latency L and capacity C can complete at most C/L requests per second. The
-gateway (bound = C, retries, cache writes, accounting, background loop) should get close to that
-(goal: >= 0.95 of C/L). For reference, the same requests through two bare asyncio + AsyncOpenAI
-loops with a semaphore (no cache, no accounting): the typed `create` on the default transport (what
-one would write first) and the gateway's own transport and call (so the gap is the gateway's cost).
+gateway (bound = C, retries, cache writes, accounting, background loop thread) should get close
+to that (goal: >= 0.95 of C/L). Two bare asyncio + AsyncOpenAI loops with a semaphore (no cache,
+no retries, no accounting) are the reference: the typed `chat.completions.create` on the client's
+default transport (what one writes first) and the gateway's own transport and call, so that the
+gap between the latter and the gateway is the gateway's own cost.
 
+Two rates are printed: overall (all requests / wall time, including the first wave's start and the
+last wave's drain, ~2 L out of N/C·L) and steady state (the middle 80% of completions).
 The simulated endpoint runs in a child process, so client and server do not share one GIL.
 
     python benchmarks/bench_gateway.py                 # 2,000 requests, L = 0.2 s, C = 64
+    python benchmarks/bench_gateway.py --jitter 0.05   # latency uniform in 0.2 ± 0.05 s
     python benchmarks/bench_gateway.py --quick         # 500 requests
 """
 
@@ -34,16 +38,12 @@ from curation.llm.gateway import ChatRequest, EndpointConfig, Gateway  # noqa: E
 from curation.llm.sim_server import SimConfig, reset_sim_stats, running_sim_server, sim_stats  # noqa: E402
 
 SYSTEM = "You are a careful video reasoner.\n[videorft-stage: draft]"
+MODEL = "bench-model"
 
 
 def _messages(i: int, run: str) -> list[dict[str, Any]]:
-    return [
-        {"role": "system", "content": SYSTEM},
-        {
-            "role": "user",
-            "content": f"[{run}] Question {i}: in which direction does the red circle move?\nA. left\nB. right",
-        },
-    ]
+    question = f"[{run}] Question {i}: in which direction does the red circle move?\nA. left\nB. right"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
 
 def _rss_mib() -> float:
@@ -51,44 +51,60 @@ def _rss_mib() -> float:
 
 
 def _peak_rss_mib() -> float:
-    # ru_maxrss is KiB on Linux, bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
+def _rates(done_at: list[float], t0: float, wall: float, cpu: float, ok: int) -> dict[str, Any]:
+    """Overall and steady-state completion rates from completion timestamps."""
+    n = len(done_at)
+    done = sorted(done_at)
+    lo, hi = int(0.1 * n), int(0.9 * n) - 1
+    steady = (hi - lo) / (done[hi] - done[lo]) if hi > lo and done[hi] > done[lo] else float("nan")
+    return {
+        "ok": ok,
+        "seconds": wall,
+        "requests_per_s": n / wall,
+        "steady_requests_per_s": steady,
+        "client_cpu_ms_per_request": 1000 * cpu / n,
+    }
+
+
 def bench_gateway(base_url: str, n: int, capacity: int, cache_dir: Path) -> dict[str, Any]:
-    cfg = EndpointConfig(
-        base_url=base_url, model="bench-model", max_in_flight=capacity, timeout_s=30, max_retries=3
-    )
+    cfg = EndpointConfig(base_url=base_url, model=MODEL, max_in_flight=capacity, timeout_s=30, max_retries=3)
     requests = [
         ChatRequest("reasoner", _messages(i, "gateway"), {"temperature": 0.6}, tag=f"s{i}") for i in range(n)
     ]
     with Gateway({"reasoner": cfg}, cache_path=cache_dir / "bench_cache.sqlite") as gw:
         gw.run([ChatRequest("reasoner", _messages(i, "warmup"), {}) for i in range(capacity)])
+        done_at: list[float] = []
+
+        async def row(req: ChatRequest) -> bool:  # what a stage does: await one request per row
+            result = await gw.complete(req)
+            done_at.append(time.perf_counter())
+            return result.ok
+
         t0, cpu0 = time.perf_counter(), time.process_time()
-        results = gw.run(requests)
+        oks = gw.run_coroutines([row(r) for r in requests])
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         stats = gw.stats()["reasoner"]
         t1 = time.perf_counter()
-        cached = gw.run(requests)  # second pass: all from the cache
+        cached = gw.run(requests)  # second pass: everything from the cache
         cached_wall = time.perf_counter() - t1
-    return {
-        "ok": sum(r.ok for r in results),
-        "seconds": wall,
-        "requests_per_s": n / wall,
-        "client_cpu_ms_per_request": 1000 * cpu / n,
-        "retries": stats["retries"],
-        "cache_hits_second_pass": sum(r.cached for r in cached),
-        "cached_requests_per_s": n / cached_wall,
-    }
+    out = _rates(done_at, t0, wall, cpu, sum(oks))
+    out.update(
+        retries=stats["retries"],
+        cache_hits_second_pass=sum(r.cached for r in cached),
+        cached_requests_per_s=n / cached_wall,
+    )
+    return out
 
 
-async def _bare_loop(base_url: str, n: int, capacity: int, lean: bool = False) -> tuple[int, float, float]:
-    """A semaphore-bounded asyncio loop over AsyncOpenAI: no cache, no retries, no accounting.
+async def _bare_loop(base_url: str, n: int, capacity: int, lean: bool) -> dict[str, Any]:
+    """A semaphore-bounded asyncio loop over AsyncOpenAI.
 
-    lean=False: what a user would write (typed `chat.completions.create`, default transport).
-    lean=True: the gateway's own transport and call (aiohttp, `client.post`), so that the gap to
-    the gateway is the gateway's own overhead.
+    lean=False: typed `chat.completions.create` on the default transport.
+    lean=True: the gateway's transport and call (aiohttp, `client.post`, body parsed as JSON).
     """
     import openai
 
@@ -97,27 +113,32 @@ async def _bare_loop(base_url: str, n: int, capacity: int, lean: bool = False) -
         base_url=base_url, api_key="EMPTY", max_retries=0, timeout=30, http_client=http_client
     )
     sem = asyncio.Semaphore(capacity)
+    done_at: list[float] = []
 
     async def one(i: int, run: str) -> bool:
         headers = {"X-Videorft-Sample-Id": f"s{i}"}
         async with sem:
             if lean:
-                body = {"model": "bench-model", "messages": _messages(i, run), "temperature": 0.6}
+                body = {"model": MODEL, "messages": _messages(i, run), "temperature": 0.6}
                 options = {"headers": headers, "timeout": 30}
                 text = await client.post("/chat/completions", body=body, cast_to=str, options=options)
-                return bool(json.loads(text)["choices"])
-            r = await client.chat.completions.create(
-                model="bench-model", messages=_messages(i, run), temperature=0.6, extra_headers=headers
-            )
-            return bool(r.choices)
+                ok = bool(json.loads(text)["choices"])
+            else:
+                r = await client.chat.completions.create(
+                    model=MODEL, messages=_messages(i, run), temperature=0.6, extra_headers=headers
+                )
+                ok = bool(r.choices)
+        done_at.append(time.perf_counter())
+        return ok
 
     name = "lean" if lean else "bare"
     await asyncio.gather(*(one(i, f"{name}-warmup") for i in range(capacity)))
+    done_at.clear()
     t0, cpu0 = time.perf_counter(), time.process_time()
     oks = await asyncio.gather(*(one(i, name) for i in range(n)))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await client.close()
-    return sum(oks), wall, cpu
+    return _rates(done_at, t0, wall, cpu, sum(oks))
 
 
 def _server_process(base_url: str) -> psutil.Process | None:
@@ -138,16 +159,9 @@ def _cpu_seconds(proc: psutil.Process | None) -> float:
     return t.user + t.system
 
 
-def _round(ok: int, wall: float, cpu: float, n: int) -> dict[str, Any]:
-    return {
-        "ok": ok,
-        "seconds": wall,
-        "requests_per_s": n / wall,
-        "client_cpu_ms_per_request": 1000 * cpu / n,
-    }
-
-
-def run(n: int = 2000, latency_s: float = 0.2, capacity: int = 64, repeat: int = 1) -> dict[str, Any]:
+def run(
+    n: int = 2000, latency_s: float = 0.2, capacity: int = 64, jitter_s: float = 0.0, repeat: int = 1
+) -> dict[str, Any]:
     """Both reference loops and the gateway, `repeat` rounds each (interleaved); best round kept.
 
     Best-of, because on a shared machine other tenants only ever slow a round down.
@@ -155,15 +169,13 @@ def run(n: int = 2000, latency_s: float = 0.2, capacity: int = 64, repeat: int =
     ceiling = capacity / latency_s
     rss_before = _rss_mib()
     load_before = os.getloadavg()[0]
-    sim_cfg = SimConfig(latency_s=latency_s, capacity=capacity)
-    rounds: dict[str, list[dict[str, Any]]] = {"gateway": [], "bare_openai_loop": [], "lean_openai_loop": []}
+    sim_cfg = SimConfig(latency_s=latency_s, jitter_s=jitter_s, capacity=capacity)
+    rounds: dict[str, list[dict[str, Any]]] = {"gateway": [], "lean_openai_loop": [], "bare_openai_loop": []}
     with running_sim_server(sim_cfg, subprocess=True) as url:
         server_proc = _server_process(url)
         for _ in range(repeat):
-            rounds["bare_openai_loop"].append(_round(*asyncio.run(_bare_loop(url, n, capacity)), n))
-            rounds["lean_openai_loop"].append(
-                _round(*asyncio.run(_bare_loop(url, n, capacity, lean=True)), n)
-            )
+            rounds["bare_openai_loop"].append(asyncio.run(_bare_loop(url, n, capacity, lean=False)))
+            rounds["lean_openai_loop"].append(asyncio.run(_bare_loop(url, n, capacity, lean=True)))
             reset_sim_stats(url)
             server_cpu0 = _cpu_seconds(server_proc)
             with tempfile.TemporaryDirectory() as tmp:
@@ -180,6 +192,7 @@ def run(n: int = 2000, latency_s: float = 0.2, capacity: int = 64, repeat: int =
         "load_average_1m_after": os.getloadavg()[0],
         "requests": n,
         "latency_s": latency_s,
+        "jitter_s": jitter_s,
         "capacity": capacity,
         "repeat": repeat,
         "ceiling_requests_per_s": ceiling,
@@ -187,8 +200,12 @@ def run(n: int = 2000, latency_s: float = 0.2, capacity: int = 64, repeat: int =
     }
     for name, rs in rounds.items():
         best = max(rs, key=lambda r: r["requests_per_s"])
-        result[name] = {**best, "fraction_of_ceiling": best["requests_per_s"] / ceiling}
-        result[f"{name}_rounds_requests_per_s"] = [round(r["requests_per_s"], 1) for r in rs]
+        result[name] = {
+            **best,
+            "fraction_of_ceiling": best["requests_per_s"] / ceiling,
+            "steady_fraction_of_ceiling": best["steady_requests_per_s"] / ceiling,
+            "rounds_requests_per_s": [round(r["requests_per_s"], 1) for r in rs],
+        }
     result.update(rss_mib_before=rss_before, rss_mib_after=_rss_mib(), peak_rss_mib=_peak_rss_mib())
     return result
 
@@ -196,13 +213,14 @@ def run(n: int = 2000, latency_s: float = 0.2, capacity: int = 64, repeat: int =
 def _print(r: dict[str, Any]) -> None:
     g = r["gateway"]
     print(
-        f"gateway benchmark: {r['requests']} requests, simulated latency {r['latency_s']} s, capacity {r['capacity']}"
+        f"gateway benchmark: {r['requests']} requests, simulated latency {r['latency_s']} ± {r['jitter_s']} s,"
+        f" capacity {r['capacity']}; ceiling C/L = {r['ceiling_requests_per_s']:.1f} req/s"
     )
     print(
         f"  {r['machine']}; 1-min load average {r['load_average_1m_before']:.2f} before,"
         f" {r['load_average_1m_after']:.2f} after; best of {r['repeat']} round(s)"
     )
-    print(f"  ceiling C/L                          {r['ceiling_requests_per_s']:7.1f} req/s")
+    print("                                         overall            steady state      client CPU")
     rows = (
         ("gateway (cache, retries, accounting)", "gateway"),
         ("lean loop (same transport, no cache)", "lean_openai_loop"),
@@ -211,15 +229,18 @@ def _print(r: dict[str, Any]) -> None:
     for label, key in rows:
         x = r[key]
         print(
-            f"  {label:37s}{x['requests_per_s']:7.1f} req/s = {x['fraction_of_ceiling']:.3f} of C/L;"
-            f" client CPU {x['client_cpu_ms_per_request']:.2f} ms/req; rounds {r[key + '_rounds_requests_per_s']}"
+            f"  {label:37s}{x['requests_per_s']:6.1f}/s = {x['fraction_of_ceiling']:.3f}"
+            f"   {x['steady_requests_per_s']:6.1f}/s = {x['steady_fraction_of_ceiling']:.3f}"
+            f"   {x['client_cpu_ms_per_request']:.2f} ms/req   rounds {x['rounds_requests_per_s']}"
         )
-    print(f"  goal: gateway >= {r['goal_fraction']} of C/L; gateway ok {g['ok']}/{r['requests']}")
     print(
-        f"  gateway, second pass all cached      {g['cached_requests_per_s']:7.0f} req/s ({g['cache_hits_second_pass']} hits)"
+        f"  goal: gateway >= {r['goal_fraction']} of C/L; gateway ok {g['ok']}/{r['requests']}, retries {g['retries']}"
     )
     print(
-        f"  simulated server CPU {g['server_cpu_ms_per_request']:.2f} ms/req; max in flight {g['server_max_in_flight']}"
+        f"  gateway second pass, all cached: {g['cached_requests_per_s']:.0f} req/s ({g['cache_hits_second_pass']} hits)"
+    )
+    print(
+        f"  simulated server: {g['server_cpu_ms_per_request']:.2f} ms CPU/req, max in flight {g['server_max_in_flight']}"
     )
     print(
         f"  RSS before {r['rss_mib_before']:.0f} MiB, after {r['rss_mib_after']:.0f} MiB, peak {r['peak_rss_mib']:.0f} MiB"
@@ -230,14 +251,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--latency", type=float, default=0.2)
+    p.add_argument("--jitter", type=float, default=0.0)
     p.add_argument("--capacity", type=int, default=64)
     p.add_argument("--quick", action="store_true", help="500 requests")
     p.add_argument("--repeat", type=int, default=1, help="rounds of each; the best is reported")
     p.add_argument("--json", type=Path, help="also write the result here")
     a = p.parse_args(argv)
-    result = run(n=500 if a.quick else a.n, latency_s=a.latency, capacity=a.capacity, repeat=a.repeat)
+    n = 500 if a.quick else a.n
+    result = run(n=n, latency_s=a.latency, capacity=a.capacity, jitter_s=a.jitter, repeat=a.repeat)
     _print(result)
     if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(result, indent=2))
     return result
 

@@ -144,13 +144,21 @@ def _reuse_frames(
 
 
 def _link_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{threading.get_ident()}.link.tmp")
+    """Hard-link `src` as `dst` (a link appears whole or not at all); replace an older `dst`."""
     try:
-        os.link(src, tmp)
-    except OSError:  # no hard links here (another filesystem): copy the bytes
-        _write_atomic(dst, src.read_bytes())
+        os.link(src, dst)
         return
-    os.replace(tmp, dst)
+    except FileExistsError:  # frames of an earlier extraction: replace them atomically
+        tmp = dst.with_name(f".{dst.name}.{threading.get_ident()}.link.tmp")
+        try:
+            os.link(src, tmp)
+            os.replace(tmp, dst)
+            return
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    except OSError:  # no hard links here (another filesystem): copy the bytes
+        pass
+    _write_atomic(dst, src.read_bytes())
 
 
 def extract_shard(
