@@ -53,7 +53,9 @@ def prefect_env(home: str | Path | None = None) -> str:
 # ---- figures ----------------------------------------------------------------------------------
 
 
-def figure(name: str, value: Any, unit: str = "", goal: str = "", holds: bool | None = None) -> dict[str, Any]:
+def figure(
+    name: str, value: Any, unit: str = "", goal: str = "", holds: bool | None = None
+) -> dict[str, Any]:
     """One measured figure. `holds` is None for figures without a goal (context only)."""
     if isinstance(value, float):
         value = round(value, 4)
@@ -205,14 +207,14 @@ def scale_corpus(out_dir: Path, n: int, n_videos: int = 20, seed: int = 0) -> tu
 def draft_messages_corpus(n: int, work: Path, seed: int = 0) -> list[list[dict[str, Any]]]:
     """`n` realistic draft requests (the draft stage's own prompt, a simulated caption of a real
     synthetic video, a unique question): text-only chat messages, ~3-5 KB each."""
+    import yaml
+
     from curation.config import recipe_from_dict
     from curation.llm import sim_answers
     from curation.llm.sim_scene import scene_from_meta
     from curation.prompts import load_prompt
     from curation.records import Sample, sample_id
     from curation.stages.draft import draft_messages
-
-    import yaml
 
     ann = base_videos(Path(work) / "media", 20, seed)
     originals = [json.loads(line) for line in ann.read_text().splitlines() if line.strip()]

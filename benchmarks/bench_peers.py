@@ -57,19 +57,26 @@ def ensure_distilabel_venv() -> Path | None:
     return py if subprocess.run(probe, capture_output=True).returncode == 0 else None
 
 
-def run_bare(base_url: str, requests: list[list[dict[str, Any]]], concurrency: int,
-             transport: str = "aiohttp") -> dict[str, Any]:
+def run_bare(
+    base_url: str, requests: list[list[dict[str, Any]]], concurrency: int, transport: str = "aiohttp"
+) -> dict[str, Any]:
     """`transport`: "aiohttp" (openai's aiohttp client, what our gateway uses when installed) or
     "httpx" (the openai client's default, what distilabel uses)."""
     import openai
     from openai import AsyncOpenAI
 
     async def main() -> tuple[int, float]:
-        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(max_connections=concurrency,
-                                                        max_keepalive_connections=concurrency)
+        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+            max_connections=concurrency, max_keepalive_connections=concurrency
+        )
         cls = openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
-        client = AsyncOpenAI(base_url=base_url, api_key="not-needed", max_retries=3, timeout=60,
-                             http_client=cls(limits=limits, timeout=60))
+        client = AsyncOpenAI(
+            base_url=base_url,
+            api_key="not-needed",
+            max_retries=3,
+            timeout=60,
+            http_client=cls(limits=limits, timeout=60),
+        )
         sem = asyncio.Semaphore(concurrency)
 
         async def one(msgs: list[dict[str, Any]]) -> bool:
@@ -85,14 +92,20 @@ def run_bare(base_url: str, requests: list[list[dict[str, Any]]], concurrency: i
         return ok, wall
 
     ok, wall = asyncio.run(main())
-    return {"peer": f"bare asyncio + AsyncOpenAI ({transport}) + Semaphore", "n": len(requests), "ok": ok,
-            "wall_s": wall}
+    return {
+        "peer": f"bare asyncio + AsyncOpenAI ({transport}) + Semaphore",
+        "n": len(requests),
+        "ok": ok,
+        "wall_s": wall,
+    }
 
 
 def run_ours(base_url: str, requests: list[list[dict[str, Any]]], concurrency: int) -> dict[str, Any]:
     from curation.llm.gateway import ChatRequest, EndpointConfig, Gateway
 
-    cfg = EndpointConfig(base_url=base_url, model=MODEL, max_in_flight=concurrency, timeout_s=60, max_retries=3)
+    cfg = EndpointConfig(
+        base_url=base_url, model=MODEL, max_in_flight=concurrency, timeout_s=60, max_retries=3
+    )
     with tempfile.TemporaryDirectory(prefix="videorft-peers-") as tmp:
         with Gateway({"reasoner": cfg}, cache_path=Path(tmp) / "cache.sqlite") as gw:
             warm = [{"role": "user", "content": "[videorft-stage: none] warm-up"}]
@@ -102,14 +115,36 @@ def run_ours(base_url: str, requests: list[list[dict[str, Any]]], concurrency: i
             results = gw.run(reqs)
             wall = time.time() - t0
             st = gw.stats()["reasoner"]
-    return {"peer": "videorft Gateway.run (fresh cache, all misses)", "n": len(requests),
-            "ok": sum(r.ok for r in results), "wall_s": wall, "cache_hits": st["cache_hits"] - 0}
+    return {
+        "peer": "videorft Gateway.run (fresh cache, all misses)",
+        "n": len(requests),
+        "ok": sum(r.ok for r in results),
+        "wall_s": wall,
+        "cache_hits": st["cache_hits"] - 0,
+    }
 
 
-def run_distilabel(py: Path, base_url: str, requests_file: Path, concurrency: int, mode: str) -> dict[str, Any]:
-    cmd = [str(py), str(BENCH / "peers" / "distilabel_openai.py"), "--requests", str(requests_file),
-           "--base-url", base_url, "--model", MODEL, "--batch", str(concurrency), "--mode", mode,
-           "--max-new-tokens", str(PARAMS["max_tokens"]), "--temperature", str(PARAMS["temperature"])]
+def run_distilabel(
+    py: Path, base_url: str, requests_file: Path, concurrency: int, mode: str
+) -> dict[str, Any]:
+    cmd = [
+        str(py),
+        str(BENCH / "peers" / "distilabel_openai.py"),
+        "--requests",
+        str(requests_file),
+        "--base-url",
+        base_url,
+        "--model",
+        MODEL,
+        "--batch",
+        str(concurrency),
+        "--mode",
+        mode,
+        "--max-new-tokens",
+        str(PARAMS["max_tokens"]),
+        "--temperature",
+        str(PARAMS["temperature"]),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -131,42 +166,89 @@ def run(quick: bool = True, n: int | None = None, repeat: int = 1) -> list[dict[
         results: dict[str, list[dict[str, Any]]] = {}
         with running_sim_server(cfg, subprocess=True) as url:
             for _ in range(repeat):
-                for name, fn in (("bare", lambda: run_bare(url, requests, CAPACITY, "aiohttp")),
-                                 ("bare-httpx", lambda: run_bare(url, requests, CAPACITY, "httpx")),
-                                 ("ours", lambda: run_ours(url, requests, CAPACITY)),
-                                 ("distilabel", lambda: run_distilabel(py, url, req_file, CAPACITY, "batches")
-                                  if py else None),
-                                 ("distilabel-all", lambda: run_distilabel(py, url, req_file, CAPACITY, "all")
-                                  if py else None)):
+                for name, fn in (
+                    ("bare", lambda: run_bare(url, requests, CAPACITY, "aiohttp")),
+                    ("bare-httpx", lambda: run_bare(url, requests, CAPACITY, "httpx")),
+                    ("ours", lambda: run_ours(url, requests, CAPACITY)),
+                    (
+                        "distilabel",
+                        lambda: run_distilabel(py, url, req_file, CAPACITY, "batches") if py else None,
+                    ),
+                    (
+                        "distilabel-all",
+                        lambda: run_distilabel(py, url, req_file, CAPACITY, "all") if py else None,
+                    ),
+                ):
                     reset_sim_stats(url)
                     r = fn()
                     if r is None:
                         continue
                     st = sim_stats(url)
-                    r.update(sim_requests=st["requests"], max_in_service=st["max_in_service"],
-                             resent_after_success=st["resent_after_success"])
+                    r.update(
+                        sim_requests=st["requests"],
+                        max_in_service=st["max_in_service"],
+                        resent_after_success=st["resent_after_success"],
+                    )
                     results.setdefault(name, []).append(r)
-                    print(f"   {name}: {r['n'] / r['wall_s']:.1f} req/s ({r['ok']}/{r['n']} ok, "
-                          f"max in service {st['max_in_service']})", flush=True)
+                    print(
+                        f"   {name}: {r['n'] / r['wall_s']:.1f} req/s ({r['ok']}/{r['n']} ok, "
+                        f"max in service {st['max_in_service']})",
+                        flush=True,
+                    )
     best = {k: max(v, key=lambda r: r["n"] / r["wall_s"]) for k, v in results.items()}
     rate = {k: r["n"] / r["wall_s"] for k, r in best.items()}
     ceiling = CAPACITY / LATENCY_S
     figs = [figure(f"{best[k]['peer']}: throughput", rate[k], "req/s") for k in best]
-    figs += [figure(f"{k}: share of capacity/latency ({ceiling:.0f}/s)", rate[k] / ceiling, "x") for k in best]
-    figs.append(figure("ours / bare (same transport: aiohttp; same concurrency 64)", rate["ours"] / rate["bare"], "x",
-                       ">= 0.95", rate["ours"] / rate["bare"] >= 0.95))
-    figs.append(figure("ours / bare with openai's default httpx transport (context)",
-                       rate["ours"] / rate["bare-httpx"], "x"))
+    figs += [
+        figure(f"{k}: share of capacity/latency ({ceiling:.0f}/s)", rate[k] / ceiling, "x") for k in best
+    ]
+    figs.append(
+        figure(
+            "ours / bare (same transport: aiohttp; same concurrency 64)",
+            rate["ours"] / rate["bare"],
+            "x",
+            ">= 0.95",
+            rate["ours"] / rate["bare"] >= 0.95,
+        )
+    )
+    figs.append(
+        figure(
+            "ours / bare with openai's default httpx transport (context)",
+            rate["ours"] / rate["bare-httpx"],
+            "x",
+        )
+    )
     if "distilabel" in rate:
-        figs.append(figure("ours / distilabel (batches of 64, as its Task steps run)",
-                           rate["ours"] / rate["distilabel"], "x", ">= 1.5", rate["ours"] / rate["distilabel"] >= 1.5))
-        figs.append(figure("ours / distilabel given every request at once (unbounded concurrency; context)",
-                           rate["ours"] / rate["distilabel-all"], "x"))
+        figs.append(
+            figure(
+                "ours / distilabel (batches of 64, as its Task steps run)",
+                rate["ours"] / rate["distilabel"],
+                "x",
+                ">= 1.5",
+                rate["ours"] / rate["distilabel"] >= 1.5,
+            )
+        )
+        figs.append(
+            figure(
+                "ours / distilabel given every request at once (unbounded concurrency; context)",
+                rate["ours"] / rate["distilabel-all"],
+                "x",
+            )
+        )
     else:
         figs.append(figure("ours / distilabel", "not measured (no distilabel venv)", "", ">= 1.5", False))
-    figs.append(figure("all answers ok", all(r["ok"] == r["n"] for r in best.values()), "", "true",
-                       all(r["ok"] == r["n"] for r in best.values())))
-    write_json(f"bench_peers-{n}.json", {"n": n, "prompt_kib": prompt_kib, "results": results, "figures": figs})
+    figs.append(
+        figure(
+            "all answers ok",
+            all(r["ok"] == r["n"] for r in best.values()),
+            "",
+            "true",
+            all(r["ok"] == r["n"] for r in best.values()),
+        )
+    )
+    write_json(
+        f"bench_peers-{n}.json", {"n": n, "prompt_kib": prompt_kib, "results": results, "figures": figs}
+    )
     return figs
 
 
@@ -177,6 +259,11 @@ if __name__ == "__main__":
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args()
     figs = run(quick=a.quick, n=a.n, repeat=a.repeat)
-    print_figures("bench_peers: one workload, three clients, one simulated endpoint", figs,
-                  {"endpoint": f"latency {LATENCY_S}s ± {JITTER_S}, capacity {CAPACITY} (child process)",
-                   "workload": f"{a.n or (1000 if a.quick else 2000)} draft requests, params {PARAMS}"})
+    print_figures(
+        "bench_peers: one workload, three clients, one simulated endpoint",
+        figs,
+        {
+            "endpoint": f"latency {LATENCY_S}s ± {JITTER_S}, capacity {CAPACITY} (child process)",
+            "workload": f"{a.n or (1000 if a.quick else 2000)} draft requests, params {PARAMS}",
+        },
+    )

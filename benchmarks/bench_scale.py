@@ -51,8 +51,9 @@ LATENCY_S, JITTER_S, CAPACITY = 0.5, 0.1, 256
 N_VIDEOS = 20
 
 
-def make_recipe(ann: Path, media: Path, runs: Path, base_url: str, *, shard_size: int, parallel: int,
-                in_flight: int):
+def make_recipe(
+    ann: Path, media: Path, runs: Path, base_url: str, *, shard_size: int, parallel: int, in_flight: int
+):
     import yaml
 
     from curation.config import recipe_from_dict
@@ -190,7 +191,11 @@ def _cpu_seconds() -> dict[str, float]:
             ct = c.cpu_times()
         except psutil.Error:
             continue
-        kind = "endpoint (sim)" if "sim_server" in cmd else ("prefect server" if "prefect" in cmd else "other child")
+        kind = (
+            "endpoint (sim)"
+            if "sim_server" in cmd
+            else ("prefect server" if "prefect" in cmd else "other child")
+        )
         out[kind] = out.get(kind, 0.0) + ct.user + ct.system
     return out
 
@@ -207,10 +212,18 @@ def child(n: int, mode: str, work: Path, *, shard_size: int, parallel: int, in_f
     shutil.rmtree(runs, ignore_errors=True)  # a fresh run store and a fresh LLM cache: every row computed
     sim = SimConfig(annotations=[str(ann)], latency_s=LATENCY_S, jitter_s=JITTER_S, capacity=CAPACITY)
     timings = Timings()
-    out: dict[str, Any] = {"n": n, "mode": mode, "shard_size": shard_size, "parallel": parallel,
-                           "in_flight": in_flight, "corpus_s": round(t_data, 2)}
+    out: dict[str, Any] = {
+        "n": n,
+        "mode": mode,
+        "shard_size": shard_size,
+        "parallel": parallel,
+        "in_flight": in_flight,
+        "corpus_s": round(t_data, 2),
+    }
     with running_sim_server(sim, subprocess=True, startup_timeout_s=600) as url:
-        recipe = make_recipe(ann, media, runs, url, shard_size=shard_size, parallel=parallel, in_flight=in_flight)
+        recipe = make_recipe(
+            ann, media, runs, url, shard_size=shard_size, parallel=parallel, in_flight=in_flight
+        )
         if mode == "prefect":
             from prefect import flow
 
@@ -257,9 +270,22 @@ def child(n: int, mode: str, work: Path, *, shard_size: int, parallel: int, in_f
         frames_bytes=du_bytes(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
         frame_files=count_files(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
         llm_cache_bytes=du_bytes(Path(recipe.cache_path)) if Path(recipe.cache_path).exists() else 0,
-        stages={k: {f: v.get(f) for f in ("in", "ok", "rejected", "failed", "llm_requests", "llm_cache_hits",
-                                           "seconds", "accounted")}
-                for k, v in manifest.get("stages", {}).items()},
+        stages={
+            k: {
+                f: v.get(f)
+                for f in (
+                    "in",
+                    "ok",
+                    "rejected",
+                    "failed",
+                    "llm_requests",
+                    "llm_cache_hits",
+                    "seconds",
+                    "accounted",
+                )
+            }
+            for k, v in manifest.get("stages", {}).items()
+        },
         status=manifest.get("status"),
     )
     return out
@@ -267,20 +293,42 @@ def child(n: int, mode: str, work: Path, *, shard_size: int, parallel: int, in_f
 
 def _spawn(n: int, mode: str, work: Path, args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     out_json = work / f"result-{mode}-{n}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--n", str(n), "--mode", mode,
-           "--work", str(work), "--json", str(out_json), "--shard-size", str(args.shard_size),
-           "--parallel", str(args.parallel), "--in-flight", str(args.in_flight)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--n",
+        str(n),
+        "--mode",
+        mode,
+        "--work",
+        str(work),
+        "--json",
+        str(out_json),
+        "--shard-size",
+        str(args.shard_size),
+        "--parallel",
+        str(args.parallel),
+        "--in-flight",
+        str(args.in_flight),
+    ]
     print(f"-- {mode} run, N={n} ...", flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, timeout=timeout, env=dict(os.environ), capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd, cwd=REPO, timeout=timeout, env=dict(os.environ), capture_output=True, text=True
+    )
     if proc.returncode != 0 or not out_json.exists():
         raise RuntimeError(f"scale child N={n} {mode} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     res = json.loads(out_json.read_text())
-    print(f"   wall {res['wall_s']:.1f}s, {res['sim']['requests']} requests, peak RSS {res['peak_rss_mib']} MiB",
-          flush=True)
+    print(
+        f"   wall {res['wall_s']:.1f}s, {res['sim']['requests']} requests, peak RSS {res['peak_rss_mib']} MiB",
+        flush=True,
+    )
     return res
 
 
-def figures_for(res: dict[str, Any], *, small: dict[str, Any] | None, plain: dict[str, Any] | None) -> list[dict]:
+def figures_for(
+    res: dict[str, Any], *, small: dict[str, Any] | None, plain: dict[str, Any] | None
+) -> list[dict]:
     n = res["n"]
     ceiling = CAPACITY / LATENCY_S
     reqs = res["sim"]["requests"]
@@ -289,12 +337,22 @@ def figures_for(res: dict[str, Any], *, small: dict[str, Any] | None, plain: dic
         figure(f"wall time, N={n}", res["wall_s"], "s"),
         figure(f"throughput, N={n}", n / res["wall_s"], "samples/s"),
         figure(f"LLM requests sent (caption cache hits not sent), N={n}", reqs, "requests"),
-        figure(f"requests/s over the LLM window / (capacity/latency = {ceiling:.0f}/s), N={n}",
-               rate_window / ceiling, "x", ">= 0.95", rate_window / ceiling >= 0.95),
+        figure(
+            f"requests/s over the LLM window / (capacity/latency = {ceiling:.0f}/s), N={n}",
+            rate_window / ceiling,
+            "x",
+            ">= 0.95",
+            rate_window / ceiling >= 0.95,
+        ),
         figure(f"requests/s over the whole wall / capacity, N={n}", reqs / res["wall_s"] / ceiling, "x"),
-        figure(f"endpoint max in service (capacity {CAPACITY}), N={n}", res["sim"]["max_in_service"], "requests"),
-        figure(f"extract share of shard-function time, N={n}",
-               res["fn_time_by_stage_s"].get("extract", 0.0) / max(res["fn_time_s"], 1e-9), "x"),
+        figure(
+            f"endpoint max in service (capacity {CAPACITY}), N={n}", res["sim"]["max_in_service"], "requests"
+        ),
+        figure(
+            f"extract share of shard-function time, N={n}",
+            res["fn_time_by_stage_s"].get("extract", 0.0) / max(res["fn_time_s"], 1e-9),
+            "x",
+        ),
     ]
     if res["mode"] == "prefect":
         # Every shard function ran inside a task in this mode: the rest of the engine's time is Prefect's.
@@ -302,21 +360,49 @@ def figures_for(res: dict[str, Any], *, small: dict[str, Any] | None, plain: dic
         share = engine_extra / max(res["engine_time_s"], 1e-9)
         edges = res["edge_start_s"] + res["edge_end_s"]
         figs += [
-            figure(f"Prefect share of worker-thread time (engine - shard fn), N={n}", share, "x", "<= 0.05",
-                   share <= 0.05),
-            figure(f"Prefect flow edges (call->first shard fn + last fn->return) / wall, N={n}",
-                   edges / res["wall_s"], "x", "<= 0.05", edges / res["wall_s"] <= 0.05),
-            figure("Prefect local server start (first flow, fresh PREFECT_HOME; not in wall)",
-                   res.get("prefect_warmup_s", 0.0), "s"),
+            figure(
+                f"Prefect share of worker-thread time (engine - shard fn), N={n}",
+                share,
+                "x",
+                "<= 0.05",
+                share <= 0.05,
+            ),
+            figure(
+                f"Prefect flow edges (call->first shard fn + last fn->return) / wall, N={n}",
+                edges / res["wall_s"],
+                "x",
+                "<= 0.05",
+                edges / res["wall_s"] <= 0.05,
+            ),
+            figure(
+                "Prefect local server start (first flow, fresh PREFECT_HOME; not in wall)",
+                res.get("prefect_warmup_s", 0.0),
+                "s",
+            ),
         ]
         if plain is not None and plain["n"] == n:
             over = (res["wall_s"] - plain["wall_s"]) / res["wall_s"]
-            figs.append(figure(f"Prefect overhead vs plain pipelined run ({plain['wall_s']:.1f}s), N={n}", over, "x",
-                               "<= 0.05", over <= 0.05))
+            figs.append(
+                figure(
+                    f"Prefect overhead vs plain pipelined run ({plain['wall_s']:.1f}s), N={n}",
+                    over,
+                    "x",
+                    "<= 0.05",
+                    over <= 0.05,
+                )
+            )
     if small is not None:
         growth = res["peak_rss_mib"] / small["peak_rss_mib"]
-        figs.append(figure(f"peak RSS N={small['n']} -> N={n} ({small['peak_rss_mib']:.0f} -> "
-                           f"{res['peak_rss_mib']:.0f} MiB)", growth, "x", "<= 1.2 (flat in N)", growth <= 1.2))
+        figs.append(
+            figure(
+                f"peak RSS N={small['n']} -> N={n} ({small['peak_rss_mib']:.0f} -> "
+                f"{res['peak_rss_mib']:.0f} MiB)",
+                growth,
+                "x",
+                "<= 1.2 (flat in N)",
+                growth <= 1.2,
+            )
+        )
     figs += [
         figure(f"peak RSS of the flow process, N={n}", res["peak_rss_mib"], "MiB"),
         figure(f"run store on disk, N={n}", res["run_store_bytes"] / 2**20, "MiB"),
@@ -324,11 +410,15 @@ def figures_for(res: dict[str, Any], *, small: dict[str, Any] | None, plain: dic
         figure(f"LLM response cache on disk, N={n}", res["llm_cache_bytes"] / 2**20, "MiB"),
     ]
     accounted = all(v.get("accounted", True) for v in res["stages"].values())
-    figs.append(figure(f"manifest accounted (in == ok + rejected + failed), N={n}", accounted, "", "true", accounted))
+    figs.append(
+        figure(f"manifest accounted (in == ok + rejected + failed), N={n}", accounted, "", "true", accounted)
+    )
     return figs
 
 
-def run(quick: bool = True, n: int | None = None, *, args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
+def run(
+    quick: bool = True, n: int | None = None, *, args: argparse.Namespace | None = None
+) -> list[dict[str, Any]]:
     args = args or parse_args([])
     big = n or (2000 if quick else 100_000)
     small = max(big // (4 if quick else 10), 100)
@@ -340,7 +430,9 @@ def run(quick: bool = True, n: int | None = None, *, args: argparse.Namespace | 
         res_plain = _spawn(big, "plain", work, args, timeout=4 * 3600) if (quick or args.plain) else None
     figs = figures_for(res_small, small=None, plain=None) if args.verbose else []
     figs += figures_for(res_big, small=res_small, plain=res_plain)
-    write_json(f"bench_scale-{big}.json", {"small": res_small, "big": res_big, "plain": res_plain, "figures": figs})
+    write_json(
+        f"bench_scale-{big}.json", {"small": res_small, "big": res_big, "plain": res_plain, "figures": figs}
+    )
     return figs
 
 
@@ -366,12 +458,18 @@ if __name__ == "__main__":
     if a.child:
         work = a.work or OUT / "scale"
         work.mkdir(parents=True, exist_ok=True)
-        result = child(a.n or 2000, a.mode, work, shard_size=a.shard_size, parallel=a.parallel,
-                       in_flight=a.in_flight)
+        result = child(
+            a.n or 2000, a.mode, work, shard_size=a.shard_size, parallel=a.parallel, in_flight=a.in_flight
+        )
         (a.json or work / "result.json").write_text(json.dumps(result, indent=2, default=str))
         sys.exit(0)
     figs = run(quick=a.quick, n=a.n, args=a)
-    print_figures("bench_scale: one curate flow run vs the simulated endpoint", figs,
-                  {"endpoint": f"latency {LATENCY_S}s ± {JITTER_S}, capacity {CAPACITY} (child process)",
-                   "recipe": f"shard_size {a.shard_size}, max_parallel_shards {a.parallel}, "
-                             f"max_in_flight {a.in_flight}/endpoint, {N_VIDEOS} distinct videos"})
+    print_figures(
+        "bench_scale: one curate flow run vs the simulated endpoint",
+        figs,
+        {
+            "endpoint": f"latency {LATENCY_S}s ± {JITTER_S}, capacity {CAPACITY} (child process)",
+            "recipe": f"shard_size {a.shard_size}, max_parallel_shards {a.parallel}, "
+            f"max_in_flight {a.in_flight}/endpoint, {N_VIDEOS} distinct videos",
+        },
+    )

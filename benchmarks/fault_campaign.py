@@ -45,8 +45,20 @@ from _common import REPO, figure, prefect_env, print_figures, write_json  # noqa
 
 FAULT_KINDS = ("server_error", "rate_limited", "hang", "malformed", "truncated")
 ROW_STAGES = ("extract", "caption", "draft", "revise", "filter")
-UPSTREAM = {"extract": "sources", "caption": "extract", "draft": "caption", "revise": "draft", "filter": "revise"}
-ENDPOINT = {"timeout_s": 1.0, "max_retries": 12, "backoff_base_s": 0.02, "backoff_max_s": 0.2, "max_in_flight": 16}
+UPSTREAM = {
+    "extract": "sources",
+    "caption": "extract",
+    "draft": "caption",
+    "revise": "draft",
+    "filter": "revise",
+}
+ENDPOINT = {
+    "timeout_s": 1.0,
+    "max_retries": 12,
+    "backoff_base_s": 0.02,
+    "backoff_max_s": 0.2,
+    "max_in_flight": 16,
+}
 
 
 # ---- corpus -----------------------------------------------------------------------------------
@@ -97,7 +109,9 @@ def make_corpus(root: Path, n_good: int, seed: int = 0) -> Corpus:
     variant("unknown problem type", problem_type="essay")
     variant("multiple choice without options", problem_type="multiple choice", options=[], solution="A")
     variant("missing solution", solution=None)
-    lines.append(json.dumps({k: v for k, v in rows[1].items() if k != "problem"}, sort_keys=True))  # no problem
+    lines.append(
+        json.dumps({k: v for k, v in rows[1].items() if k != "problem"}, sort_keys=True)
+    )  # no problem
     lines.append('{"problem": "a malformed line", "media_path": ')  # not JSON
     lines.append(json.dumps(rows[2], sort_keys=True))  # exact duplicate
     near = dict(rows[3])
@@ -108,8 +122,16 @@ def make_corpus(root: Path, n_good: int, seed: int = 0) -> Corpus:
     return Corpus(root, media, ann, sim_ann, len(lines), bad)
 
 
-def write_recipe(path: Path, corpus: Corpus, base_url: str, runs_dir: Path, *, shard_size: int = 3,
-                 parallel: int = 2, publish_dir: Path | None = None) -> Path:
+def write_recipe(
+    path: Path,
+    corpus: Corpus,
+    base_url: str,
+    runs_dir: Path,
+    *,
+    shard_size: int = 3,
+    parallel: int = 2,
+    publish_dir: Path | None = None,
+) -> Path:
     import yaml
 
     data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
@@ -135,13 +157,23 @@ def prefect_server(home: Path) -> Iterator[dict[str, str]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ)
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-               DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING")
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, cwd=REPO, start_new_session=True, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         import httpx
@@ -154,7 +186,9 @@ def prefect_server(home: Path) -> Iterator[dict[str, str]]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}"
+                )
             time.sleep(0.3)
         yield {**env, "PREFECT_API_URL": url}
     finally:
@@ -175,8 +209,15 @@ def cli_args(recipe: Path, run: str) -> list[str]:
 
 
 def run_cli(recipe: Path, run: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_args(recipe, run), cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout, start_new_session=True)
+    return subprocess.run(
+        cli_args(recipe, run),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,
+    )
 
 
 def cache_rows(path: Path) -> int:
@@ -243,8 +284,10 @@ def check_run(run_dir: Path, corpus: Corpus) -> dict[str, Any]:
             problems.append(f"{stage}: manifest in {m['in']} != ok + rejected + failed")
         counted = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "rejected", "failed")}
         if m["in"] != len(rows) or any(m[s] != counted[s] for s in counted):
-            problems.append(f"{stage}: manifest {m['in']}/{m['ok']}/{m['rejected']}/{m['failed']} vs table "
-                            f"{len(rows)}/{counted['ok']}/{counted['rejected']}/{counted['failed']}")
+            problems.append(
+                f"{stage}: manifest {m['in']}/{m['ok']}/{m['rejected']}/{m['failed']} vs table "
+                f"{len(rows)}/{counted['ok']}/{counted['rejected']}/{counted['failed']}"
+            )
     if len(tables["sources"]) != corpus.lines:
         problems.append(f"sources: {len(tables['sources'])} rows for {corpus.lines} annotation lines")
     for stage, up in UPSTREAM.items():
@@ -275,9 +318,17 @@ class Env:
 def _sim_config(corpus: Corpus, faults: dict[str, float] | None = None, **kw: Any):
     from curation.llm.sim_server import SimConfig
 
-    return SimConfig(annotations=[str(corpus.sim_annotations)], latency_s=kw.pop("latency_s", 0.05),
-                     jitter_s=kw.pop("jitter_s", 0.02), capacity=64, faults=faults or {}, retry_after_s=0.05,
-                     hang_s=3.0, seed=kw.pop("seed", 0), **kw)
+    return SimConfig(
+        annotations=[str(corpus.sim_annotations)],
+        latency_s=kw.pop("latency_s", 0.05),
+        jitter_s=kw.pop("jitter_s", 0.02),
+        capacity=64,
+        faults=faults or {},
+        retry_after_s=0.05,
+        hang_s=3.0,
+        seed=kw.pop("seed", 0),
+        **kw,
+    )
 
 
 def scenario_faults(env: Env, name: str, faults: dict[str, float]) -> dict[str, Any]:
@@ -293,8 +344,15 @@ def scenario_faults(env: Env, name: str, faults: dict[str, float]) -> dict[str, 
         second = run_cli(recipe, name, env.cli_env)
         st2 = sim_stats(url)
         wall = time.time() - t0
-    res = {"scenario": name, "faults": faults, "rc": [first.returncode, second.returncode], "wall_s": round(wall, 1),
-           "sim_first": _brief(st1), "sim_total": _brief(st2), "rerun_answers": answered(st2) - answered(st1)}
+    res = {
+        "scenario": name,
+        "faults": faults,
+        "rc": [first.returncode, second.returncode],
+        "wall_s": round(wall, 1),
+        "sim_first": _brief(st1),
+        "sim_total": _brief(st2),
+        "rerun_answers": answered(st2) - answered(st1),
+    }
     if first.returncode or second.returncode:
         res["stderr"] = (first.stderr or "")[-1500:] + (second.stderr or "")[-1500:]
     res.update(check_run(runs / name, env.corpus))
@@ -337,8 +395,9 @@ def _landed(run_dir: Path, since: float, total: int) -> str:
     return " + ".join(parts[:2]) if parts else "sources/start-up"
 
 
-def _wait_for_point(proc: subprocess.Popen, run_dir: Path, stage: str, rng: random.Random, total: int,
-                    since: float) -> bool:
+def _wait_for_point(
+    proc: subprocess.Popen, run_dir: Path, stage: str, rng: random.Random, total: int, since: float
+) -> bool:
     """Block until the run is inside `stage` (a random share of the shards it still has to write
     written in this attempt); False if the process ended first or the stage had nothing left."""
     deadline = time.time() + 300
@@ -352,7 +411,8 @@ def _wait_for_point(proc: subprocess.Popen, run_dir: Path, stage: str, rng: rand
     if stage == "publish":
         while time.time() < deadline and proc.poll() is None:
             if _shards_since(run_dir, "filter", since) and all(
-                    (run_dir / "filter" / f"shard-{i:05d}.parquet").exists() for i in range(total)):
+                (run_dir / "filter" / f"shard-{i:05d}.parquet").exists() for i in range(total)
+            ):
                 time.sleep(rng.uniform(0.0, 0.3))
                 return proc.poll() is None
             time.sleep(0.01)
@@ -369,7 +429,9 @@ def _wait_for_point(proc: subprocess.Popen, run_dir: Path, stage: str, rng: rand
     return False
 
 
-def scenario_kills(env: Env, name: str, kill_stages: list[str], faults: dict[str, float] | None = None) -> dict[str, Any]:
+def scenario_kills(
+    env: Env, name: str, kill_stages: list[str], faults: dict[str, float] | None = None
+) -> dict[str, Any]:
     """SIGKILL the CLI's process group once per entry of `kill_stages` (in order, resuming each time),
     then run to completion. The endpoint survives (its own process) and counts across everything."""
     from curation.llm.sim_server import running_sim_server, sim_stats
@@ -379,14 +441,22 @@ def scenario_kills(env: Env, name: str, kill_stages: list[str], faults: dict[str
     run_dir = runs / name
     kills: list[dict[str, Any]] = []
     total = -(-env.corpus.lines // 2)  # shard_size 2
-    with running_sim_server(_sim_config(env.corpus, faults, latency_s=0.2, seed=env.seed), subprocess=True) as url:
+    with running_sim_server(
+        _sim_config(env.corpus, faults, latency_s=0.2, seed=env.seed), subprocess=True
+    ) as url:
         recipe = write_recipe(env.work / f"{name}.yaml", env.corpus, url, runs, shard_size=2)
         cache = runs / "llm_cache.sqlite"
         t0 = time.time()
         for stage in kill_stages:
             since = time.time() - 0.01
-            proc = subprocess.Popen(cli_args(recipe, name), cwd=REPO, env=env.cli_env, start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cli_args(recipe, name),
+                cwd=REPO,
+                env=env.cli_env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             hit = _wait_for_point(proc, run_dir, stage, rng, total, since)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -394,14 +464,27 @@ def scenario_kills(env: Env, name: str, kill_stages: list[str], faults: dict[str
                 hit = False
             proc.wait()
             st = settled_stats(url)
-            kills.append({"aimed_at": stage, "killed": hit, "landed_in": _landed(run_dir, since, total) if hit else "-",
-                          "answers_so_far": answered(st), "cache_rows": cache_rows(cache),
-                          "lost_in_flight": max(0, answered(st) - cache_rows(cache))})
+            kills.append(
+                {
+                    "aimed_at": stage,
+                    "killed": hit,
+                    "landed_in": _landed(run_dir, since, total) if hit else "-",
+                    "answers_so_far": answered(st),
+                    "cache_rows": cache_rows(cache),
+                    "lost_in_flight": max(0, answered(st) - cache_rows(cache)),
+                }
+            )
         final = run_cli(recipe, name, env.cli_env)
         st = sim_stats(url)
         wall = time.time() - t0
-    res = {"scenario": name, "kills": kills, "rc": final.returncode, "wall_s": round(wall, 1), "sim": _brief(st),
-           "lost_in_flight": kills[-1]["lost_in_flight"] if kills else 0}
+    res = {
+        "scenario": name,
+        "kills": kills,
+        "rc": final.returncode,
+        "wall_s": round(wall, 1),
+        "sim": _brief(st),
+        "lost_in_flight": kills[-1]["lost_in_flight"] if kills else 0,
+    }
     if final.returncode:
         res["stderr"] = final.stderr[-3000:]
     res.update(check_run(run_dir, env.corpus))
@@ -411,7 +494,9 @@ def scenario_kills(env: Env, name: str, kill_stages: list[str], faults: dict[str
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
     return r.returncode == 0
 
 
@@ -426,21 +511,32 @@ def scenario_full_disk(env: Env, name: str = "full-disk", size_kib: int = 512) -
     try:
         runs = mnt / "runs"
         with running_sim_server(_sim_config(env.corpus, seed=env.seed), subprocess=True) as url:
-            recipe = write_recipe(env.work / f"{name}.yaml", env.corpus, url, runs,
-                                  publish_dir=env.work / f"published-{name}")
+            recipe = write_recipe(
+                env.work / f"{name}.yaml", env.corpus, url, runs, publish_dir=env.work / f"published-{name}"
+            )
             t0 = time.time()
             full = run_cli(recipe, name, env.cli_env)
             st_full = settled_stats(url)
             lost = max(0, answered(st_full) - cache_rows(runs / "llm_cache.sqlite"))
             consistent = _store_consistent(runs / name)
-            enospc = "No space left" in full.stderr or "disk is full" in full.stderr or "ENOSPC" in full.stderr
+            enospc = (
+                "No space left" in full.stderr or "disk is full" in full.stderr or "ENOSPC" in full.stderr
+            )
             subprocess.run(["mount", "-o", "remount,size=256m", str(mnt)], check=True)
             final = run_cli(recipe, name, env.cli_env)
             st = sim_stats(url)
             wall = time.time() - t0
-        res = {"scenario": name, "size_kib": size_kib, "first_rc": full.returncode, "saw_enospc": enospc,
-               "consistent_after_full": consistent, "rc": final.returncode, "sim": _brief(st),
-               "lost_at_full_disk": lost, "wall_s": round(wall, 1)}
+        res = {
+            "scenario": name,
+            "size_kib": size_kib,
+            "first_rc": full.returncode,
+            "saw_enospc": enospc,
+            "consistent_after_full": consistent,
+            "rc": final.returncode,
+            "sim": _brief(st),
+            "lost_at_full_disk": lost,
+            "wall_s": round(wall, 1),
+        }
         if final.returncode:
             res["stderr"] = final.stderr[-3000:]
         if full.returncode == 0:
@@ -503,29 +599,72 @@ def figures(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r.get("skipped"):
             figs.append(figure(f"{name}: skipped ({r['skipped']})", 0, "", "run", False))
             continue
-        figs.append(figure(f"{name}: invariant violations (lost/duplicate rows, manifest)", len(r["problems"]),
-                           "", "0", not r["problems"]))
+        figs.append(
+            figure(
+                f"{name}: invariant violations (lost/duplicate rows, manifest)",
+                len(r["problems"]),
+                "",
+                "0",
+                not r["problems"],
+            )
+        )
         if "sim_total" in r:  # transport faults: nothing may be re-sent after success
             resent = r["sim_total"]["resent_after_success"]
             injected = sum(r["sim_total"][k] or 0 for k in FAULT_KINDS)
-            figs.append(figure(f"{name}: requests re-sent after success ({injected} faults injected)", resent, "",
-                               "0", resent == 0))
-            figs.append(figure(f"{name}: answers paid on the rerun", r["rerun_answers"], "", "0",
-                               r["rerun_answers"] == 0))
+            figs.append(
+                figure(
+                    f"{name}: requests re-sent after success ({injected} faults injected)",
+                    resent,
+                    "",
+                    "0",
+                    resent == 0,
+                )
+            )
+            figs.append(
+                figure(
+                    f"{name}: answers paid on the rerun", r["rerun_answers"], "", "0", r["rerun_answers"] == 0
+                )
+            )
         elif "kills" in r:
             resent, lost = r["sim"]["resent_after_success"], r["lost_in_flight"]
             landed = "; ".join(f"{k['aimed_at']}: {k['landed_in']}" for k in r["kills"] if k["killed"])
-            figs.append(figure(f"{name}: SIGKILLs (aimed at: where the attempt was) [{landed}]",
-                               sum(k["killed"] for k in r["kills"]), "kills"))
-            figs.append(figure(f"{name}: requests re-sent after success (answered while the killed process "
-                               f"could not store them: {lost})", resent, "", "<= in flight at the kills",
-                               resent <= lost))
+            figs.append(
+                figure(
+                    f"{name}: SIGKILLs (aimed at: where the attempt was) [{landed}]",
+                    sum(k["killed"] for k in r["kills"]),
+                    "kills",
+                )
+            )
+            figs.append(
+                figure(
+                    f"{name}: requests re-sent after success (answered while the killed process "
+                    f"could not store them: {lost})",
+                    resent,
+                    "",
+                    "<= in flight at the kills",
+                    resent <= lost,
+                )
+            )
         elif "first_rc" in r:
-            figs.append(figure(f"{name}: run on a full disk exits non-zero with ENOSPC", int(r["first_rc"] != 0 and
-                               r["saw_enospc"]), "", "1", r["first_rc"] != 0 and r["saw_enospc"]))
-            figs.append(figure(f"{name}: requests re-sent after success (answers lost to the full disk: "
-                               f"{r['lost_at_full_disk']})", r["sim"]["resent_after_success"], "",
-                               "<= lost to the full disk", r["sim"]["resent_after_success"] <= r["lost_at_full_disk"]))
+            figs.append(
+                figure(
+                    f"{name}: run on a full disk exits non-zero with ENOSPC",
+                    int(r["first_rc"] != 0 and r["saw_enospc"]),
+                    "",
+                    "1",
+                    r["first_rc"] != 0 and r["saw_enospc"],
+                )
+            )
+            figs.append(
+                figure(
+                    f"{name}: requests re-sent after success (answers lost to the full disk: "
+                    f"{r['lost_at_full_disk']})",
+                    r["sim"]["resent_after_success"],
+                    "",
+                    "<= lost to the full disk",
+                    r["sim"]["resent_after_success"] <= r["lost_at_full_disk"],
+                )
+            )
         rc = r.get("rc")
         ok = (rc == 0) if not isinstance(rc, list) else all(x == 0 for x in rc)
         figs.append(figure(f"{name}: rerun completes", int(ok), "", "1", ok))
@@ -542,6 +681,9 @@ def run(quick: bool = True, seed: int = 0, keep: bool = False) -> list[dict[str,
         wall = time.time() - t0
     write_json(f"fault_campaign{'-quick' if quick else ''}.json", {"wall_s": wall, "results": results})
     figs = figures(results)
+    kills = sum(k["killed"] for r in results for k in r.get("kills", []))
+    want = 2 if quick else 10
+    figs.append(figure("SIGKILLs that landed mid-run, all scenarios", kills, "kills", f">= {want}", kills >= want))
     figs.append(figure("campaign wall time", wall, "s"))
     return figs
 

@@ -43,6 +43,8 @@ class RunConfig(BaseModel):
     # Rows that failed last time (endpoint down, decoder error) are retried on a rerun; successful
     # LLM answers are never re-paid thanks to the response cache.
     retry_failed: bool = True
+    # Write runs/<name>/report.html at the end of every curate run (and post a link artifact).
+    report: bool = True
 
 
 class LLMConfig(BaseModel):

@@ -71,6 +71,7 @@ class CurationContext:
     forced: set[str] = field(default_factory=set)
     _gateway: Any = None
     _prompts: dict[str, Any] = field(default_factory=dict)
+    _key_base: dict[str, list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -220,10 +221,30 @@ def _media_fingerprint(path: Path) -> list[Any]:
         return ["missing"]
 
 
-def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
+def stage_base_material(ctx: CurationContext, stage: str) -> list[Any]:
+    """The part of a stage's keys shared by every row: config slice, prompt hash, model.
+    Computed once per run and stage (it hashes prompt folders and filter code)."""
+    with ctx._lock:
+        if stage in ctx._key_base:
+            return ctx._key_base[stage]
     recipe = ctx.recipe
+    if stage == "extract":
+        base: list[Any] = [recipe.video.content_slice()]
+    elif stage in LLM_STAGES:
+        # key_material() holds the request parameters and the prompt's content hash.
+        base = [getattr(recipe, stage).key_material(ctx.prompt(stage)), ctx.model_for(stage)]
+    elif stage == "filter":
+        base = [recipe.filters.key_material()]
+    else:
+        raise ValueError(stage)
+    with ctx._lock:
+        ctx._key_base[stage] = base
+    return base
+
+
+def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
     s = item.sample
-    sample_part = [s.id, s.problem, s.options, s.solution, s.problem_type, s.data_type]
+    material = list(stage_base_material(ctx, stage))
     if stage == "extract":
         from curation.sources import UnsafePathError, resolve_media
 
@@ -231,17 +252,10 @@ def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
             fp = _media_fingerprint(resolve_media(ctx.media_root, s.media_path)[1])
         except UnsafePathError:
             fp = ["unsafe"]
-        material: list[Any] = [recipe.video.content_slice(), s.id, s.media_path, fp]
-    elif stage in LLM_STAGES:
-        cfg = getattr(recipe, stage)
-        # key_material() holds the request parameters and the prompt's content hash.
-        material = [cfg.key_material(ctx.prompt(stage)), ctx.model_for(stage), sample_part]
-        material += [item.upstream[u]["key"] for u in sorted(item.upstream) if u != "sources"]
-    elif stage == "filter":
-        material = [recipe.filters.key_material(), sample_part]
-        material += [item.upstream[u]["key"] for u in sorted(item.upstream) if u != "sources"]
+        material += [s.id, s.media_path, fp]
     else:
-        raise ValueError(stage)
+        material.append([s.id, s.problem, s.options, s.solution, s.problem_type, s.data_type])
+        material += [item.upstream[u]["key"] for u in sorted(item.upstream) if u != "sources"]
     return stable_hash(stage, STAGE_VERSIONS[stage], material, length=24)
 
 

@@ -106,6 +106,29 @@ def publish_task(run_key: str) -> StageStats:
     return run_publish(_ctx(run_key))
 
 
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(run_key: str) -> str | None:
+    """Write the run's HTML report and post a link to it (a report problem never fails the run)."""
+    ctx = _ctx(run_key)
+    try:
+        from prefect.artifacts import create_link_artifact
+
+        from curation.report.html import write_report
+
+        path = write_report(ctx.run_dir)
+        ctx.store.manifest.update(report=str(path))
+        create_link_artifact(
+            key=_artifact_key(ctx.recipe.run.name, "report"),
+            link=path.resolve().as_uri(),
+            link_text=f"report of run {ctx.recipe.run.name}",
+            description="Self-contained HTML report: stage counts, samples, draft ↔ revision diffs",
+        )
+        return str(path)
+    except Exception as err:  # noqa: BLE001 - the data is published; the report can be rebuilt
+        logging.getLogger("videorft.curate").warning("could not write the report: %s", err)
+        return None
+
+
 # No log_prints: dill (used by `datasets` when publishing) captures `dis.dis` output through stdout,
 # which log_prints would flood into the flow run's logs.
 @flow(name="curate")
@@ -179,6 +202,10 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
         if "publish" in stages:
             results["publish"] = publish_task.submit(run_key).result()
             logger.info("publish: %s", _line(results["publish"]))
+        if rec.run.report:
+            report = report_task.submit(run_key).result()
+            if report:
+                logger.info("report: %s", report)
         store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
         return store.manifest.data
     except BaseException:

@@ -70,13 +70,7 @@ def run_demo(workdir: Path, n: int = 60, train: bool = False) -> dict:
     print("[3/4] curate flow finished (Prefect local mode)")
 
     run_dir = Path(manifest["run_dir"])
-    report = None
-    try:
-        from curation.report.html import write_report
-
-        report = write_report(run_dir)
-    except ImportError:  # the report module is optional in minimal installs
-        pass
+    report = Path(manifest["report"]) if manifest.get("report") else None
     print("[4/4] outputs")
     _print_outputs(manifest, run_dir, report)
 

@@ -279,9 +279,9 @@ def register_deployments(prefect_file: Path, spec: dict[str, Any], client: Any) 
     Same reading of the file: top-level `build` steps run in the file's folder and their outputs
     template the `pull` steps (`{{ repo-dir.stdout }}`), `{{ $ENV }}` placeholders expand, entrypoints
     are relative to the folder, schedules / concurrency_limit / job_variables / parameters as
-    documented for prefect.yaml. Why not the CLI itself: with Prefect 3.8.8 and the fastapi<0.155 its
-    server needs, `prefect deploy` creates the first deployment, then fails on a 422 from
-    `/work_pools/<pool>/workers/filter` (the client posts `limit: null`) and stops.
+    documented for prefect.yaml. Why not the CLI itself: with fastapi 0.151-0.154 the Prefect 3.8.8
+    server answers 422 to the `limit: null` list requests `prefect deploy` sends (the project now pins
+    fastapi<0.151); the client path does not depend on those calls either way.
     Deployments are upserted by (flow, name), schedules replaced: re-running is safe.
     """
     import asyncio

@@ -49,8 +49,18 @@ def main() -> int:
             outputs += llm.generate(inputs=requests[i : i + a.batch], num_generations=1, **kwargs)
     wall = time.time() - t0
     ok = sum(1 for o in outputs if o.get("generations") and o["generations"][0])
-    print(json.dumps({"peer": f"distilabel {distilabel.__version__} OpenAILLM.generate ({a.mode})",
-                      "n": len(requests), "ok": ok, "wall_s": wall, "import_s": t_import, "batch": a.batch}))
+    print(
+        json.dumps(
+            {
+                "peer": f"distilabel {distilabel.__version__} OpenAILLM.generate ({a.mode})",
+                "n": len(requests),
+                "ok": ok,
+                "wall_s": wall,
+                "import_s": t_import,
+                "batch": a.batch,
+            }
+        )
+    )
     return 0
 
 

@@ -22,8 +22,14 @@ import fault_campaign as fc  # noqa: E402
 
 def _assert_holds(results: list[dict]) -> None:
     failing = [f for f in fc.figures(results) if f["holds"] is False]
-    detail = json.dumps([{k: r.get(k) for k in ("scenario", "problems", "rc", "kills", "sim", "sim_total", "stderr")}
-                         for r in results], indent=1, default=str)
+    detail = json.dumps(
+        [
+            {k: r.get(k) for k in ("scenario", "problems", "rc", "kills", "sim", "sim_total", "stderr")}
+            for r in results
+        ],
+        indent=1,
+        default=str,
+    )
     assert not failing, f"{failing}\n{detail[-6000:]}"
 
 

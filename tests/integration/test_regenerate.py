@@ -55,6 +55,20 @@ def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(
     # Leakage planted in drafts but removed by the reviser is NOT rejected.
     assert any(plants(s, cfg).leak_in_draft and not expected[s] for s in expected)
 
+    # ---- the run posted its artifacts: counts and reasons per stage, a link to the report -------
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    assert Path(m1["report"]).is_file()
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="regen-")), limit=200, offset=0
+        )
+    keys = {a.key for a in arts}
+    assert {"regen-filter-counts", "regen-filter-reasons", "regen-caption-counts", "regen-report"} <= keys, keys
+
     # ---- published sets load with datasets, the manifest accounts for every sample -------------
     pub = m1["publish"]
     cot = load_from_disk(pub["cot_dir"])["train"]
