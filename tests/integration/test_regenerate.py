@@ -67,7 +67,9 @@ def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="regen-")), limit=200, offset=0
         )
     keys = {a.key for a in arts}
-    assert {"regen-filter-counts", "regen-filter-reasons", "regen-caption-counts", "regen-report"} <= keys, keys
+    assert {"regen-filter-counts", "regen-filter-reasons", "regen-caption-counts", "regen-report"} <= keys, (
+        keys
+    )
 
     # ---- published sets load with datasets, the manifest accounts for every sample -------------
     pub = m1["publish"]

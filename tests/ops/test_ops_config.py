@@ -66,7 +66,7 @@ def test_flags_parse_back_with_trl_parser():
     from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe
 
     ov = {
-        "output_dir": "/tmp/x",
+        "output_dir": "out/x",
         "max_steps": 2,
         "bf16": False,
         "reward_funcs": ["format", "length"],
@@ -75,7 +75,7 @@ def test_flags_parse_back_with_trl_parser():
     }
     argv = ["--config", str(REPO / "recipes/tiny/grpo.yaml"), *train.overrides_to_flags(ov)]
     script, cfg, model = parse_recipe((GRPOScriptArguments, VideoGRPOConfig, ModelConfig), argv)
-    assert (cfg.output_dir, cfg.max_steps, cfg.bf16) == ("/tmp/x", 2, False)
+    assert (cfg.output_dir, cfg.max_steps, cfg.bf16) == ("out/x", 2, False)
     assert script.reward_funcs == ["format", "length"] and script.dataset_name == "/data/rl"
     assert model.model_name_or_path == "/ckpt/sft"
 
