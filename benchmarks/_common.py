@@ -101,6 +101,7 @@ class RssSampler:
         self.interval_s = interval_s
         self.peak_self = 0
         self.peak_children = 0
+        self.peak_at_s = 0.0  # seconds after start when this process peaked
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
@@ -120,7 +121,8 @@ class RssSampler:
                         pass
             except psutil.Error:
                 break
-            self.peak_self = max(self.peak_self, rss)
+            if rss > self.peak_self:
+                self.peak_self, self.peak_at_s = rss, round(time.time() - t0, 1)
             self.peak_children = max(self.peak_children, kids)
             if not self.samples or time.time() - self.samples[-1][0] - t0 >= 5:
                 self.samples.append((round(time.time() - t0, 1), rss))

@@ -265,7 +265,8 @@ def child(n: int, mode: str, work: Path, *, shard_size: int, parallel: int, in_f
         sim=stats,
         peak_rss_mib=round(rss.peak_self_mib, 1),
         peak_children_rss_mib=round(rss.peak_children_mib, 1),
-        rss_trace=rss.samples[-40:],
+        peak_rss_at_s=rss.peak_at_s,
+        rss_trace=rss.samples[:: max(1, len(rss.samples) // 60)],
         run_store_bytes=du_bytes(runs / "scale"),
         frames_bytes=du_bytes(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
         frame_files=count_files(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
@@ -360,12 +361,10 @@ def figures_for(
         share = engine_extra / max(res["engine_time_s"], 1e-9)
         edges = res["edge_start_s"] + res["edge_end_s"]
         figs += [
+            # An upper bound, no goal: in a GIL-bound process this counts the engine's waits for the
+            # GIL and for the Prefect server, not only Prefect's own work. The plain run decides.
             figure(
-                f"Prefect share of worker-thread time (engine - shard fn), N={n}",
-                share,
-                "x",
-                "<= 0.05",
-                share <= 0.05,
+                f"upper bound: worker-thread time in Prefect's engine outside shard fns, N={n}", share, "x"
             ),
             figure(
                 f"Prefect flow edges (call->first shard fn + last fn->return) / wall, N={n}",
@@ -427,8 +426,10 @@ def run(
     with temp_dir("videorft-scale-", keep=args.keep) as work:
         res_small = _spawn(small, "prefect", work, args, timeout=3600)
         res_big = _spawn(big, "prefect", work, args, timeout=4 * 3600)
-        res_plain = _spawn(big, "plain", work, args, timeout=4 * 3600) if (quick or args.plain) else None
-    figs = figures_for(res_small, small=None, plain=None) if args.verbose else []
+        # Without Prefect, same schedule: at the big size in quick mode (or --plain), else the small one.
+        plain_n = big if (quick or args.plain) else small
+        res_plain = _spawn(plain_n, "plain", work, args, timeout=4 * 3600)
+    figs = figures_for(res_small, small=None, plain=res_plain) if (args.verbose or plain_n == small) else []
     figs += figures_for(res_big, small=res_small, plain=res_plain)
     write_json(
         f"bench_scale-{big}.json", {"small": res_small, "big": res_big, "plain": res_plain, "figures": figs}
