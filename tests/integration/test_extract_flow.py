@@ -28,23 +28,11 @@ def test_synth_then_curate_until_extract(tmp_path, capsys):
     synth = tmp_path / "S"
     assert main(["synth", "--out", str(synth), "--n", "50", "--seed", "3"]) == 0
     runs = tmp_path / "runs"
-    rc = main(
-        [
-            "curate",
-            str(REPO / "configs/demo.yaml"),
-            "--source",
-            str(synth / "annotations.jsonl"),
-            "--media-root",
-            str(synth),
-            "--runs-dir",
-            str(runs),
-            "--run",
-            "r1",
-            "--until",
-            "extract",
-        ]
-    )
-    assert rc == 0
+    until_extract = [
+        "curate", str(REPO / "configs/demo.yaml"), "--source", str(synth / "annotations.jsonl"),
+        "--media-root", str(synth), "--runs-dir", str(runs), "--run", "r1", "--until", "extract",
+    ]  # fmt: skip
+    assert main(until_extract) == 0
     m = _manifest(runs / "r1")
     ex = m["stages"]["extract"]
     assert ex["in"] == 50 and ex["in"] == ex["ok"] + ex["rejected"] + ex["failed"]
@@ -58,25 +46,7 @@ def test_synth_then_curate_until_extract(tmp_path, capsys):
             assert (runs / "r1" / p).is_file()
     # Second run: every row reused, no shard rewritten.
     before = {p: p.stat().st_mtime_ns for p in (runs / "r1" / "extract").glob("shard-*.parquet")}
-    assert (
-        main(
-            [
-                "curate",
-                str(REPO / "configs/demo.yaml"),
-                "--source",
-                str(synth / "annotations.jsonl"),
-                "--media-root",
-                str(synth),
-                "--runs-dir",
-                str(runs),
-                "--run",
-                "r1",
-                "--until",
-                "extract",
-            ]
-        )
-        == 0
-    )
+    assert main(until_extract) == 0
     ex2 = _manifest(runs / "r1")["stages"]["extract"]
     assert ex2["reused"] == 50 and ex2["computed"] == 0
     after = {p: p.stat().st_mtime_ns for p in (runs / "r1" / "extract").glob("shard-*.parquet")}
