@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import datasets
-import transformers
-from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOTrainer, ModelConfig, TrlParser, get_peft_config
 
 from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe, to_dict
 from training.data import PromptConfig, load_rows, prompt_hashes, with_grpo_prompts
 from training.rewards import get_reward_funcs
+from training.run_setup import setup_run
 from training.tiny_qwen import load_model_and_processor
 from training.video_grpo import VideoGRPOTrainer
 from training.video_io import MediaLoader, VideoDecodeConfig
@@ -41,24 +37,8 @@ def main(
     model_args: ModelConfig,
     callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
-    # ---- Setup: logging, seed --------------------------------------------------------------------
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    set_seed(training_args.seed)
-    logger.info("Model %s | Script %s", model_args, script_args)
-
-    last_checkpoint = None
-    if Path(training_args.output_dir).is_dir() and training_args.resume_from_checkpoint is None:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None:
-            logger.info("Checkpoint detected, resuming training at %s", last_checkpoint)
+    # ---- Setup: logging, seed, checkpoint to resume from ---------------------------------------
+    last_checkpoint = setup_run(logger, training_args, model_args, script_args)
 
     # ---- Data: flat RL rows + prompts built on access (never stored in Arrow) ---------------------
     if not script_args.dataset_name:
