@@ -95,9 +95,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from curation.report.html import write_report
+    from curation.report.html import MAX_SAMPLES, write_report
 
-    out = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    limit = MAX_SAMPLES if args.max_samples is None else args.max_samples
+    out = write_report(Path(args.run_dir), Path(args.out) if args.out else None, max_samples=limit)
     print(f"report: {out}")
     return 0
 
@@ -202,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write a self-contained HTML report of a run")
     r.add_argument("run_dir")
     r.add_argument("--out")
+    r.add_argument(
+        "--max-samples",
+        type=int,
+        default=None,
+        help="samples embedded in the page (default 2,000; the summary always counts all of them)",
+    )
     r.set_defaults(func=cmd_report)
 
     ss = sub.add_parser(

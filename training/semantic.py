@@ -445,12 +445,22 @@ class SemanticScorer:
         miss, one image-tower pass per frame.
         """
         keys: list[str | None] = []
+        # The G rows of a group name the same files: stat and hash them once per call, not once per row
+        # (file identities cannot change meaningfully within one reward call). In-memory frames are
+        # unhashable and keyed per row.
+        by_source: dict[Media, str | None] = {}
         for item in media:
+            if item.kind != "arrays" and item in by_source:
+                keys.append(by_source[item])
+                continue
             try:
-                keys.append(self.cache_key(item))
+                key: str | None = self.cache_key(item)
             except (OSError, ValueError) as exc:  # a missing file or a malformed frame fails this row only
                 self._media_failed(item, exc)
-                keys.append(None)
+                key = None
+            if item.kind != "arrays":
+                by_source[item] = key
+            keys.append(key)
         embeddings: dict[str, np.ndarray | None] = {}
         for key, item in zip(keys, media, strict=True):
             if key is None or key in embeddings:

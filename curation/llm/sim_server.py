@@ -122,6 +122,28 @@ class SimState:
         self.max_in_flight = 0
         self.in_service = 0
         self.max_in_service = 0
+        # Busy slot-seconds per wall-clock second since the first request entered service: how full
+        # the endpoint was over time (benchmarks judge saturation on it, fill and drain apart).
+        self.busy_by_second: list[float] = []
+        self._t0: float | None = None
+        self._t_last = 0.0
+
+    def change_in_service(self, delta: int) -> None:
+        """Move `in_service` by `delta`, integrating the occupancy up to now first."""
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = self._t_last = now
+        start, end = self._t_last - self._t0, now - self._t0
+        while self.in_service and start < end:  # split the interval at whole seconds
+            second = int(start)
+            if second >= len(self.busy_by_second):
+                self.busy_by_second.extend([0.0] * (second + 1 - len(self.busy_by_second)))
+            stop = min(end, second + 1)
+            self.busy_by_second[second] += self.in_service * (stop - start)
+            start = stop
+        self._t_last = now
+        self.in_service += delta
+        self.max_in_service = max(self.max_in_service, self.in_service)
 
     @property
     def capacity(self) -> asyncio.Semaphore:
@@ -142,6 +164,8 @@ class SimState:
             in_flight=self.in_flight,
             max_in_flight=self.max_in_flight,
             max_in_service=self.max_in_service,
+            capacity=self.cfg.capacity,
+            busy_by_second=[round(b, 3) for b in self.busy_by_second],
             stages=dict(self.stages),
             samples_loaded=len({id(v) for v in self.samples.values()}),
             model=self.cfg.model_name,
@@ -267,8 +291,7 @@ def build_app(cfg: SimConfig) -> Starlette:
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             async with state.capacity:
-                state.in_service += 1
-                state.max_in_service = max(state.max_in_service, state.in_service)
+                state.change_in_service(+1)
                 try:
                     if fault == "hang":
                         state.counts["hang"] += 1
@@ -302,7 +325,7 @@ def build_app(cfg: SimConfig) -> Starlette:
                         completion_body(cfg, rhash, messages, content, reasoning, finish), headers=sim_headers
                     )
                 finally:
-                    state.in_service -= 1
+                    state.change_in_service(-1)
         finally:
             state.in_flight -= 1
 
@@ -388,6 +411,20 @@ def _get_json(url: str, method: str = "GET", timeout: float = 5.0) -> dict[str, 
 def sim_stats(base_url: str) -> dict[str, Any]:
     """The simulator's counters (see SimState.stats)."""
     return _get_json(f"{_root(base_url)}/sim/stats")
+
+
+def occupancy(busy_by_second: list[float], capacity: int, trim: float = 0.0) -> float:
+    """Mean share of the endpoint's capacity in service, from `stats()["busy_by_second"]`.
+
+    `trim` drops that fraction of the seconds at each end (the pipeline filling up and draining), so
+    `trim=0.1` is the steady state of the middle 80%. The last second is always dropped: it is partial.
+    """
+    seconds = busy_by_second[:-1]
+    cut = int(len(seconds) * trim)
+    window = seconds[cut : len(seconds) - cut]
+    if not window or capacity <= 0:
+        return 0.0
+    return sum(window) / (capacity * len(window))
 
 
 def reset_sim_stats(base_url: str) -> None:

@@ -3,7 +3,8 @@
 Python does the heavy lifting once, at build time: it joins the stage tables into one view per
 sample, computes the draft/revision word diffs, makes the thumbnails and the statistics. The page
 gets the samples as a single JSON blob and a small vanilla script renders one page of the table at
-a time and a sample's detail only when it is opened, so a 1,000-sample report opens quickly.
+a time and a sample's detail only when it is opened, so a 1,000-sample report opens quickly. Runs
+larger than `MAX_SAMPLES` are summarised whole but embed a chosen subset (`choose_samples`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from curation.report.diff import diff_stats
-from curation.report.load import STAGES, load_views
-from curation.report.stats import facets, published_stats, run_info, stage_summary, totals
+from curation.report.load import STAGES, SUMMARY_COLUMNS, iter_shard_views, open_run
+from curation.report.stats import RunTally, facets, published_stats, run_info, stage_summary, totals
 from curation.report.thumbs import ThumbStore, pick_frames
 from curation.store import atomic_write_bytes
 
@@ -36,6 +37,11 @@ MIN_THUMB_BYTES = 1_000_000
 # The page around the data: template, CSS, JS, summary tables.
 PAGE_OVERHEAD_BYTES = 200_000
 
+# Samples embedded in the page (~10 KB each). The summary always counts every sample; beyond this
+# many, the page shows a chosen subset (`choose_samples`) and `videorft inspect` shows any sample.
+# A 100,000-sample run embedded whole made a 1 GB page and a multi-GB peak in the flow process.
+MAX_SAMPLES = 2_000
+
 
 def write_report(
     run_dir: Path | str,
@@ -46,6 +52,7 @@ def write_report(
     thumb_width: int = 96,
     thumb_quality: int = 65,
     size_budget_mb: float = 18.0,
+    max_samples: int = MAX_SAMPLES,
 ) -> Path:
     """Write the run's report (default `run_dir/report.html`) and return its path.
 
@@ -56,8 +63,24 @@ def write_report(
     than becoming too heavy to open.
     """
     run_dir = Path(run_dir)
-    store, views = load_views(run_dir)
+    store = open_run(run_dir)
     manifest = store.manifest.data
+    # Pass 1, cheap columns only: exact totals over every sample, and which samples to embed.
+    tally, ok_ids, other_ids, shard_of = RunTally(), [], [], {}
+    for shard, shard_views in iter_shard_views(store, SUMMARY_COLUMNS):
+        for v in shard_views:
+            tally.add(v)
+            (ok_ids if v["status"] == "ok" else other_ids).append(v["id"])
+            shard_of[v["id"]] = shard
+    chosen = choose_samples(other_ids, ok_ids, max_samples)
+    del ok_ids, other_ids
+    # Pass 2, full rows of the chosen samples' shards only.
+    views = [
+        v
+        for _, shard_views in iter_shard_views(store, ids=chosen, shards={shard_of[i] for i in chosen})
+        for v in shard_views
+    ]
+    del shard_of
     plans = [plan_frames(len(v["frames"]), table_frames, detail_frames) for v in views]
     text_bytes = len(embed_json([_payload(run_dir, v, p, None) for v, p in zip(views, plans, strict=True)]))
     budget = max(MIN_THUMB_BYTES, int(size_budget_mb * 1e6) - text_bytes - PAGE_OVERHEAD_BYTES)
@@ -68,16 +91,17 @@ def write_report(
         "thumbs": thumbs.urls,
         "samples": [_payload(run_dir, v, p, thumbs) for v, p in zip(views, plans, strict=True)],
     }
-    summary = stage_summary(manifest, views)
+    summary = stage_summary(manifest, tally)
     context = {
         "run_name": run_dir.resolve().name,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "summary": summary,
-        "totals": totals(summary, views),
+        "totals": totals(summary, tally),
+        "shown": len(views),
         "first_in": max((s["in"] for s in summary), default=0),
         "info": run_info(manifest),
         "facets": facets(views),
-        "published": published_stats(run_dir, manifest, views),
+        "published": published_stats(run_dir, manifest, tally),
         "css": Markup(_raw("report.css")),
         "js": Markup(_raw("report.js")),
         "data_json": Markup(embed_json(data)),
@@ -86,6 +110,23 @@ def write_report(
     target = Path(out) if out is not None else run_dir / "report.html"
     atomic_write_bytes(target, html.encode("utf-8"))
     return target
+
+
+def choose_samples(other: list[str], ok: list[str], limit: int) -> set[str]:
+    """Which samples a page of at most `limit` embeds: all of them when they fit; else the rejected
+    and failed ones first (up to half the page, more if there are too few ok ones), evenly spread
+    over the run, and ok ones evenly spread over the rest. Deterministic: the same run gives the
+    same page."""
+    if len(other) + len(ok) <= limit:
+        return set(other) | set(ok)
+    n_other = min(len(other), max(limit // 2, limit - len(ok)))
+    return set(_spread(other, n_other)) | set(_spread(ok, limit - n_other))
+
+
+def _spread(items: list[str], k: int) -> list[str]:
+    """`k` items evenly spaced over `items` (first one included)."""
+    k = min(k, len(items))
+    return [items[(i * len(items)) // k] for i in range(k)] if k > 0 else []
 
 
 def embed_json(data: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Iterator
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,19 @@ STAGE_COLUMNS: dict[str, list[str] | None] = {
     "draft": _BASE + ["draft", "draft_reasoning", "draft_answer", *_LLM],
     "revise": _BASE + ["process", "answer", "revision", *_LLM],
     "filter": _BASE + ["scores", "verdicts"],
+    "publish": None,
+}
+
+# What the report's totals need of every sample (statuses, reasons, LLM counters, the kept CoT's
+# length): the first, cheap pass over a run reads only these; full rows are read for the samples
+# the page embeds.
+SUMMARY_COLUMNS: dict[str, list[str] | None] = {
+    "sources": _BASE + ["index", "problem_type", "data_source"],
+    "extract": _BASE,
+    "caption": _BASE + _LLM,
+    "draft": _BASE + _LLM,
+    "revise": _BASE + ["process", *_LLM],
+    "filter": _BASE,
     "publish": None,
 }
 
@@ -253,13 +266,50 @@ def _llm(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_views(run_dir: Path | str) -> tuple[RunStore, list[dict[str, Any]]]:
-    """The store and every sample's view, in source order."""
+    """The store and every sample's view, in source order (all in memory: for small runs)."""
     store = open_run(run_dir)
-    tables = load_tables(store)
-    views = [
-        sample_view(sid, {s: t[sid] for s, t in tables.items() if sid in t}) for sid in ordered_ids(tables)
-    ]
-    return store, views
+    return store, list(iter_views(store))
+
+
+def iter_views(
+    store: RunStore,
+    columns: dict[str, list[str] | None] = STAGE_COLUMNS,
+    ids: Container[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every sample's view (only those in `ids`, if given), in source order, one shard at a time."""
+    for _, views in iter_shard_views(store, columns, ids):
+        yield from views
+
+
+def iter_shard_views(
+    store: RunStore,
+    columns: dict[str, list[str] | None] = STAGE_COLUMNS,
+    ids: Container[str] | None = None,
+    shards: Iterable[int] | None = None,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(shard, its samples' views) for every shard (or those in `shards`), in source order.
+
+    Shard i of every stage holds the samples of the sources' shard i (each stage runs shard by
+    shard on the stage before; `curation.runner.stage_inputs`), so joining shard by shard is the
+    whole join, and memory stays bounded by one shard of each stage whatever the run's size.
+    """
+    stages = present_stages(store)
+    every = sorted({n for stage in stages for n in store.shards(stage)})
+    for shard in every if shards is None else sorted(set(shards) & set(every)):
+        tables: dict[str, dict[str, dict[str, Any]]] = {}
+        for stage in stages:
+            table: dict[str, dict[str, Any]] = {}
+            for row in store.read_shard(stage, shard, columns.get(stage)) or []:
+                if row.get("id") is not None and (ids is None or str(row["id"]) in ids):
+                    table[str(row["id"])] = row
+            tables[stage] = table
+        yield (
+            shard,
+            [
+                sample_view(sid, {s: t[sid] for s, t in tables.items() if sid in t})
+                for sid in ordered_ids(tables)
+            ],
+        )
 
 
 # -- value cleaning: Parquet gives None/NaN for missing cells and numpy-free python values otherwise.

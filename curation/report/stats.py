@@ -12,6 +12,8 @@ import math
 import re
 import statistics
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +32,84 @@ _SECRET_VALUE_RE = re.compile(r"(?i)^(sk-|hf_|bearer\s|ghp_|xox[bp]-)")
 _HIDDEN_TOP = {"stages", "history", "publish"}
 
 
-def stage_summary(manifest: dict[str, Any], views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclass
+class SetTally:
+    """A set's make-up accumulated row by row (counts and CoT lengths, never the rows themselves)."""
+
+    rows: int = 0
+    by_problem_type: Counter = field(default_factory=Counter)
+    by_source: Counter = field(default_factory=Counter)
+    lengths: list[int] = field(default_factory=list)
+
+    def add(self, problem_type: Any, data_source: Any, process: Any) -> None:
+        self.rows += 1
+        self.by_problem_type[str(problem_type or "(none)")] += 1
+        self.by_source[str(data_source or "(none)")] += 1
+        if process:
+            self.lengths.append(len(strip_think(str(process)).split()))
+
+
+@dataclass
+class StageTally:
+    rows: int = 0
+    counts: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    llm: Counter = field(default_factory=Counter)  # requests, cache_hits and token columns of the rows
+
+
+@dataclass
+class RunTally:
+    """Everything the summary needs from every sample, accumulated one view at a time, so a report of
+    a 300,000-sample run never holds 300,000 views (`curation.report.load.iter_views`)."""
+
+    samples: int = 0
+    final: Counter = field(default_factory=Counter)
+    kept_by_filter: int = 0
+    filtered: bool = False
+    stages: dict[str, StageTally] = field(default_factory=dict)
+    kept: SetTally = field(default_factory=SetTally)
+
+    def add(self, view: dict[str, Any]) -> None:
+        self.samples += 1
+        self.final[view["status"]] += 1
+        for stage, row in view["stages"].items():
+            st = self.stages.setdefault(stage, StageTally())
+            st.rows += 1
+            status = row["status"] or "failed"
+            st.counts[status] += 1
+            if status != "ok":
+                st.reasons[f"{row['status']}: {row['reason'] or '(no reason given)'}"] += 1
+        for stage, llm in view["llm"].items():
+            self.stages.setdefault(stage, StageTally()).llm.update(
+                {k: int(v or 0) for k, v in llm.items() if k not in ("model", "prompt_hash")}
+            )
+        if "filter" in view["stages"]:
+            self.filtered = True
+            if view["stages"]["filter"]["status"] == "ok":
+                self.kept_by_filter += 1
+                process = (view["revision"] or {}).get("text", "")
+                self.kept.add(view["problem_type"], view["data_source"], process)
+
+
+def stage_summary(manifest: dict[str, Any], tally: RunTally) -> list[dict[str, Any]]:
     """One entry per stage that ran, in pipeline order."""
     mstages = manifest.get("stages") or {}
     out = []
     for stage in STAGES:
-        rows = [v["stages"][stage] for v in views if stage in v["stages"]]
+        st = tally.stages.get(stage)
+        has_rows = st is not None and st.rows > 0
         entry = mstages.get(stage) or {}
-        if not rows and not entry:
+        if not has_rows and not entry:
             continue
-        if rows:
-            counts = Counter(r["status"] or "failed" for r in rows)
-            reasons = Counter(
-                f"{r['status']}: {r['reason'] or '(no reason given)'}" for r in rows if r["status"] != "ok"
-            )
-            n_in = len(rows)
+        if has_rows:
+            counts, reasons, n_in = st.counts, st.reasons, st.rows
         else:
             counts = Counter({s: int(entry.get(s, 0)) for s in STATUSES})
             reasons = Counter({k: int(v) for k, v in (entry.get("reasons") or {}).items()})
             n_in = int(entry.get("in", sum(counts.values())))
         llm = {k: int(entry.get(k, 0) or 0) for k in (*LLM_KEYS, *TOKEN_KEYS)}
         if stage in LLM_STAGES and not any(llm.values()):
-            llm = _llm_from_rows(stage, views)
+            llm = _llm_from_rows(tally.stages.get(stage))
         out.append(
             {
                 "stage": stage,
@@ -70,27 +128,26 @@ def stage_summary(manifest: dict[str, Any], views: list[dict[str, Any]]) -> list
     return out
 
 
-def _llm_from_rows(stage: str, views: list[dict[str, Any]]) -> dict[str, int]:
-    rows = [v["llm"][stage] for v in views if stage in v["llm"]]
+def _llm_from_rows(st: StageTally | None) -> dict[str, int]:
+    llm = st.llm if st is not None else Counter()
     out = dict.fromkeys((*LLM_KEYS, *TOKEN_KEYS), 0)
-    out["llm_requests"] = sum(r["requests"] for r in rows)
-    out["llm_cache_hits"] = sum(r["cache_hits"] for r in rows)
+    out["llm_requests"] = llm["requests"]
+    out["llm_cache_hits"] = llm["cache_hits"]
     for k in TOKEN_KEYS:
-        out[k] = sum(r[k] for r in rows)
+        out[k] = llm[k]
     return out
 
 
-def totals(summary: list[dict[str, Any]], views: list[dict[str, Any]]) -> dict[str, Any]:
+def totals(summary: list[dict[str, Any]], tally: RunTally) -> dict[str, Any]:
     """Headline figures for the top of the report."""
-    final = Counter(v["status"] for v in views)
-    # "kept" means made it through the filter; before a filter ran, nothing is kept yet.
-    kept = sum(1 for v in views if v["stages"].get("filter", {}).get("status") == "ok")
+    final = tally.final
     requests = sum(s["llm_requests"] for s in summary)
     hits = sum(s["llm_cache_hits"] for s in summary)
     return {
-        "samples": len(views),
-        "kept": kept,
-        "filtered": any("filter" in v["stages"] for v in views),
+        "samples": tally.samples,
+        # "kept" means made it through the filter; before a filter ran, nothing is kept yet.
+        "kept": tally.kept_by_filter,
+        "filtered": tally.filtered,
         "ok": final.get("ok", 0),
         "rejected": final.get("rejected", 0),
         "failed": final.get("failed", 0),
@@ -129,7 +186,7 @@ def run_info(manifest: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def facets(views: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
-    """Values (with counts) offered by the table's filter menus."""
+    """Values (with counts) offered by the table's filter menus: those of the samples on the page."""
     stage_rank = {s: i for i, s in enumerate(STAGES)}
     by_stage = Counter(v["stopped_at"] for v in views if v["stopped_at"])
     return {
@@ -143,7 +200,7 @@ def facets(views: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
 # -- published sets ------------------------------------------------------------------------------
 
 
-def published_stats(run_dir: Path, manifest: dict[str, Any], views: list[dict[str, Any]]) -> dict[str, Any]:
+def published_stats(run_dir: Path, manifest: dict[str, Any], tally: RunTally) -> dict[str, Any]:
     """Rows per published set with their make-up, read from the exported files when possible.
 
     Without readable exports (not published yet, or a layout this reader does not know) the set the
@@ -154,24 +211,16 @@ def published_stats(run_dir: Path, manifest: dict[str, Any], views: list[dict[st
     if info:
         for name in ("cot", "rl"):
             where = info.get(f"{name}_dir")
-            rows = read_dataset_rows(_resolve(run_dir, where)) if where else None
-            if rows is not None:
+            found = read_set(_resolve(run_dir, where)) if where else None
+            if found is not None:
                 sets.append(
-                    set_stats(name.upper(), rows, origin=str(where), declared=info.get(f"{name}_rows"))
+                    set_stats(name.upper(), found, origin=str(where), declared=info.get(f"{name}_rows"))
                 )
-    if not sets:
-        kept = [
-            {
-                "problem_type": v["problem_type"],
-                "data_source": v["data_source"],
-                "process": (v["revision"] or {}).get("text", ""),
-            }
-            for v in views
-            if v["stages"].get("filter", {}).get("status") == "ok"
-        ]
-        if kept or any("filter" in v["stages"] for v in views):
-            declared = info.get("cot_rows") if info else None
-            sets.append(set_stats("Kept by filter", kept, origin="run tables (filter ok)", declared=declared))
+    if not sets and tally.filtered:
+        declared = info.get("cot_rows") if info else None
+        sets.append(
+            set_stats("Kept by filter", tally.kept, origin="run tables (filter ok)", declared=declared)
+        )
     return {
         "published": info is not None,
         "version": (info or {}).get("version"),
@@ -182,17 +231,16 @@ def published_stats(run_dir: Path, manifest: dict[str, Any], views: list[dict[st
     }
 
 
-def set_stats(name: str, rows: list[dict[str, Any]], *, origin: str, declared: Any = None) -> dict[str, Any]:
-    lengths = [len(strip_think(str(r.get("process") or "")).split()) for r in rows if r.get("process")]
-    n = len(rows)
+def set_stats(name: str, tally: SetTally, *, origin: str, declared: Any = None) -> dict[str, Any]:
+    n = tally.rows
     return {
         "name": name,
         "origin": origin,
         "rows": n,
         "declared": declared,
-        "by_problem_type": _shares(Counter(str(r.get("problem_type") or "(none)") for r in rows), n),
-        "by_source": _shares(Counter(str(r.get("data_source") or "(none)") for r in rows), n),
-        "cot": length_summary(lengths),
+        "by_problem_type": _shares(tally.by_problem_type, n),
+        "by_source": _shares(tally.by_source, n),
+        "cot": length_summary(tally.lengths),
     }
 
 
@@ -243,42 +291,63 @@ def _nice_width(raw: float) -> int:
     return int(10 * magnitude)
 
 
-def read_dataset_rows(path: Path | None) -> list[dict[str, Any]] | None:
-    """Rows of an exported set: Parquet, JSON Lines, a JSON list, or a `datasets` Arrow folder."""
+_SET_COLUMNS = ["problem_type", "data_source", "process"]
+
+
+def read_set(path: Path | None) -> SetTally | None:
+    """The make-up of an exported set (Parquet, JSON Lines, a JSON list, or a `datasets` Arrow
+    folder), read in batches: only counts and lengths are kept, whatever the set's size."""
     if path is None or not path.exists():
         return None
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    rows: list[dict[str, Any]] = []
+    tally = SetTally()
     found = False
-    wanted = ["problem_type", "data_source", "process"]
     for f in files:
         try:
-            if f.suffix == ".parquet":
-                names = set(pq.read_schema(f).names)
-                rows += pq.read_table(f, columns=[c for c in wanted if c in names]).to_pylist()
-            elif f.suffix == ".arrow":
-                with pa.memory_map(str(f)) as src:
-                    table = pa.ipc.open_stream(src).read_all()
-                rows += table.select([c for c in wanted if c in table.column_names]).to_pylist()
-            elif f.suffix == ".jsonl":
-                with f.open(encoding="utf-8") as fh:
-                    rows += [_pick(json.loads(line), wanted) for line in fh if line.strip()]
-            elif f.suffix == ".json":
-                data = json.loads(f.read_text(encoding="utf-8"))
-                # dataset_info.json / state.json are dicts: only a list of records is a set.
-                if not isinstance(data, list):
-                    continue
-                rows += [_pick(r, wanted) for r in data if isinstance(r, dict)]
-            else:
-                continue
-            found = True
+            # A file is counted only once it has been read whole: a bad file adds nothing.
+            part = SetTally()
+            for row in _set_rows(f):
+                part.add(row.get("problem_type"), row.get("data_source"), row.get("process"))
         except (OSError, ValueError, pa.ArrowException):
             continue
-    return rows if found else None
+        if part.rows or f.suffix in (".parquet", ".arrow", ".jsonl") or _is_record_list(f):
+            found = True
+            tally.rows += part.rows
+            tally.by_problem_type.update(part.by_problem_type)
+            tally.by_source.update(part.by_source)
+            tally.lengths += part.lengths
+    return tally if found else None
 
 
-def _pick(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
-    return {k: row.get(k) for k in keys}
+def _set_rows(f: Path) -> Iterator[dict[str, Any]]:
+    if f.suffix == ".parquet":
+        parquet = pq.ParquetFile(f)
+        names = set(parquet.schema_arrow.names)
+        for batch in parquet.iter_batches(columns=[c for c in _SET_COLUMNS if c in names]):
+            yield from batch.to_pylist()
+    elif f.suffix == ".arrow":
+        with pa.memory_map(str(f)) as src:
+            for batch in pa.ipc.open_stream(src):
+                yield from batch.select([c for c in _SET_COLUMNS if c in batch.schema.names]).to_pylist()
+    elif f.suffix == ".jsonl":
+        with f.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip() and isinstance(row := json.loads(line), dict):
+                    yield row
+    elif f.suffix == ".json":
+        data = json.loads(f.read_text(encoding="utf-8"))
+        # dataset_info.json / state.json are dicts: only a list of records is a set.
+        if isinstance(data, list):
+            yield from (r for r in data if isinstance(r, dict))
+
+
+def _is_record_list(f: Path) -> bool:
+    if f.suffix != ".json":
+        return False
+    try:
+        return isinstance(json.loads(f.read_text(encoding="utf-8")), list)
+    except (OSError, ValueError):
+        return False
 
 
 def _resolve(run_dir: Path, where: Any) -> Path | None:

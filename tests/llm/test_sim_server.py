@@ -10,7 +10,7 @@ import pytest
 from curation.llm import sim_answers as answers
 from curation.llm.sim_config import SIM_MODEL_NAME, FaultRates, SimConfig, plants, transport_fault
 from curation.llm.sim_scene import scene_from_meta
-from curation.llm.sim_server import load_samples, running_sim_server
+from curation.llm.sim_server import load_samples, occupancy, running_sim_server
 from curation.records import sample_id
 
 LEAKS = answers.LEAK_PHRASES
@@ -203,3 +203,32 @@ def test_endpoint_names_itself_and_answers_known_and_unknown_samples(synth_dir, 
             and stats["unknown_sample"] == 1
             and stats["samples_loaded"] == len(samples)
         )
+
+
+def test_occupancy_trims_fill_and_drain_and_the_partial_last_second():
+    # 4 slots: a 1-second fill, three full seconds, a 1-second drain, then a partial last second.
+    busy = [1.0, 4.0, 4.0, 4.0, 2.0, 0.3]
+    assert occupancy(busy, capacity=4) == pytest.approx(15 / 20)
+    assert occupancy(busy, capacity=4, trim=0.2) == pytest.approx(1.0)  # the middle three seconds
+    assert occupancy([], capacity=4) == 0.0 and occupancy(busy, capacity=0) == 0.0
+
+
+def test_server_reports_how_full_it_was_over_time(synth_dir, samples):
+    """Two concurrent requests on a one-slot endpoint: the slot is busy for both latencies in a row."""
+    import concurrent.futures
+
+    cfg = SimConfig(annotations=[synth_dir / "annotations.jsonl"], latency_s=0.6, capacity=1)
+    sample = next(iter(samples.values()))
+    with running_sim_server(cfg) as url, httpx.Client(trust_env=False, timeout=10) as client:
+
+        def ask(i: int) -> int:
+            body = {"model": "m", "messages": marked("draft", f"{sample['problem']} {i}")}
+            return client.post(f"{url}/chat/completions", json=body).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(ask, range(2))) == [200, 200]
+        stats = client.get(url.removesuffix("/v1") + "/sim/stats").json()
+    # 1.2 busy slot-seconds in all, spread over the seconds the slot was in service.
+    assert stats["capacity"] == 1 and stats["max_in_service"] == 1
+    assert sum(stats["busy_by_second"]) == pytest.approx(1.2, abs=0.1)
+    assert max(stats["busy_by_second"]) <= 1.0 + 1e-6

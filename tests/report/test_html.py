@@ -6,7 +6,7 @@ from PIL import Image
 
 from curation.report import html as html_mod
 from curation.report.html import embed_json, frame_file, plan_frames, write_report
-from curation.report.stats import histogram, read_dataset_rows
+from curation.report.stats import histogram, read_set
 from curation.report.thumbs import ThumbStore, pick_frames
 from curation.store import RunStore
 
@@ -97,6 +97,53 @@ def test_reads_published_parquet_and_jsonl(tmp_path):
     )
     (d / "more.jsonl").write_text(json.dumps({"problem_type": "numerical", "process": "c"}) + "\n")
     (d / "dataset_info.json").write_text("{}")
-    rows = read_dataset_rows(d)
-    assert sorted(r["problem_type"] for r in rows) == ["OCR", "numerical"]
-    assert read_dataset_rows(tmp_path / "none") is None
+    found = read_set(d)
+    assert found.rows == 2 and sorted(found.by_problem_type) == ["OCR", "numerical"]
+    assert sorted(found.lengths) == [1, 2]  # "c"; "a b" without its think tags
+    assert read_set(tmp_path / "none") is None
+
+
+def _split_into_two_shards(store: RunStore, first: set[str]) -> None:
+    """Rewrite every stage as two shards (the `first` samples, then the rest), as a bigger run has."""
+    for stage in ("sources", "extract", "caption", "draft", "revise", "filter"):
+        rows = store.read_shard(stage, 0) or []
+        store.write_shard(stage, 0, [r for r in rows if r["id"] in first])
+        store.write_shard(stage, 1, [r for r in rows if r["id"] not in first])
+
+
+def test_report_joins_shard_by_shard_and_counts_every_sample(small_run, tmp_path):
+    store, ids = small_run["store"], small_run["ids"]
+    whole = write_report(store.run_dir, tmp_path / "whole.html").read_text()
+    _split_into_two_shards(store, set(ids[:4]))
+    assert store.shards("filter") == [0, 1]
+    split = write_report(store.run_dir, tmp_path / "split.html").read_text()
+    assert [s["id"] for s in _data(split)["samples"]] == ids  # source order across shards
+    kpis = re.findall(r'<div class="kpi-value">(.*?)</div>', split)
+    assert kpis == re.findall(r'<div class="kpi-value">(.*?)</div>', whole)
+    assert "subset-note" not in split
+
+
+def test_big_run_embeds_a_subset_but_counts_everything(small_run, tmp_path):
+    store, ids = small_run["store"], small_run["ids"]
+    _split_into_two_shards(store, set(ids[:4]))
+    html = write_report(store.run_dir, tmp_path / "r.html", max_samples=4).read_text()
+    samples = _data(html)["samples"]
+    # 4 rejected/failed and 3 ok samples: half the page each, evenly spread, shown in source order.
+    assert [s["id"] for s in samples] == [ids[0], ids[1], ids[3], ids[5]]
+    assert re.search(r'<div class="kpi-value">7</div><div class="kpi-label">samples', html)
+    assert "This page holds 4 of the run's 7 samples" in html
+    assert "answer mismatch" in html and "invalid JSON after repair" in html  # every reason still counted
+    # The table's filter menus count what is on the page, so they agree with the table.
+    assert '<option value="failed">failed (1)</option>' in html
+
+
+def test_choose_samples_prefers_problems_then_spreads_evenly():
+    from curation.report.html import choose_samples
+
+    ok = [f"ok{i}" for i in range(10)]
+    bad = [f"bad{i}" for i in range(6)]
+    assert choose_samples(bad, ok, 100) == set(bad) | set(ok)
+    assert choose_samples(bad, ok, 6) == {"bad0", "bad2", "bad4", "ok0", "ok3", "ok6"}
+    assert choose_samples(bad, ok[:1], 6) == {"bad0", "bad1", "bad2", "bad3", "bad4", "ok0"}  # few ok
+    assert choose_samples(bad[:1], ok, 4) == {"bad0", "ok0", "ok3", "ok6"}  # few problems
+    assert choose_samples(bad, ok, 6) == choose_samples(list(bad), list(ok), 6)
