@@ -13,11 +13,11 @@ V videos x G completions with F frames each (JPEG frame files, as the extract st
   cached, disk     a fresh scorer on the same cache dir (another rank / restart): disk hits
 
 Against per-completion, the image-tower work drops exactly G-fold, but the wall-clock speed-up of a
-*cold* cache is G * (I + T_1) / (I + T_G) (I: one video's frames through the image tower, T_n: n texts
-through the text tower), which stays below G whenever text costs anything. With the tiny random SigLIP the
-text tower costs about as much as the image tower, so the cold figure is a lower bound: so400m's image
-tower (384 px, 729 patches per frame) dwarfs its 64-token text pass. Warm caches (every epoch after the
-first, every other rank) skip the image tower and decoding entirely.
+*cold* cache is G * (I + T_1 + R) / (I + T_G + G * R) (I: one video's frames decoded and through the
+image tower, T_n: n texts through the text tower, R: per-row work such as tokenising and the accuracy
+gate), which stays below G wherever G texts cost more than one (on CPU; on a GPU a batch of 8 short
+texts costs about what one does). Warm caches (every epoch after the first, every other rank) skip
+decoding and the image tower entirely.
 
     .venv/bin/python benchmarks/bench_semantic_reward.py [--videos 4] [--generations 8] [--frames 16]
 """

@@ -507,6 +507,9 @@ def semantic_reward(
     rewards: list[float | None] = [0.0] * len(texts)
     todo: list[int] = []
     media: list[Media] = []
+    # The G rows of a group carry the same media columns: build their Media once (path resolution
+    # per row and frame is most of the reward's per-row cost). In-memory frames are not memoised.
+    built: dict[Any, Media | None] = {}
     for i, text in enumerate(texts):
         if gated and not score_completion(text, solution[i], problem_type[i]) > 0:
             continue  # gated: no text or image pass for a wrong answer
@@ -515,7 +518,13 @@ def semantic_reward(
         row = {c: kwargs[c][i] for c in present}
         if "data_type" in kwargs:
             row["data_type"] = kwargs["data_type"][i]
-        item = media_from_row(row, semantic_scorer.media_root)
+        memo = _paths_only(row)
+        if memo is not None and memo in built:
+            item = built[memo]
+        else:
+            item = media_from_row(row, semantic_scorer.media_root)
+            if memo is not None:
+                built[memo] = item
         if item is None:
             warn_once(
                 "semantic-no-media",
@@ -532,6 +541,17 @@ def semantic_reward(
     if callable(log_metric) and todo:
         log_metric("semantic/media_failures", float(sum(v is None for v in scored)))
     return rewards
+
+
+def _paths_only(row: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable copy of a row whose media columns hold only strings (paths), else None."""
+    key = []
+    for column, value in sorted(row.items()):
+        items = value if isinstance(value, list | tuple) else [value]
+        if not all(v is None or isinstance(v, str) for v in items):
+            return None
+        key.append((column, tuple(items)))
+    return tuple(key)
 
 
 def make_semantic_reward(scorer: SemanticScorer, gated: bool = True) -> RewardFunc:
