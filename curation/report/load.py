@@ -88,18 +88,6 @@ def present_stages(store: RunStore) -> list[str]:
     return [s for s in STAGES if store.shards(s)]
 
 
-def load_tables(store: RunStore, stages: Iterable[str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """{stage: {sample id: row}} for every present stage (only the columns a view needs)."""
-    tables: dict[str, dict[str, dict[str, Any]]] = {}
-    for stage in stages if stages is not None else present_stages(store):
-        rows = {}
-        for row in store.iter_rows(stage, STAGE_COLUMNS.get(stage)):
-            if row.get("id") is not None:
-                rows[str(row["id"])] = row
-        tables[stage] = rows
-    return tables
-
-
 def ordered_ids(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """Every sample id seen in any stage: source order first (by `index`), then first-seen order."""
     src = tables.get("sources", {})
@@ -263,22 +251,6 @@ def _filter(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _llm(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (_str(row.get(k)) if k in ("model", "prompt_hash") else _int(row.get(k))) for k in LLM_FIELDS}
-
-
-def load_views(run_dir: Path | str) -> tuple[RunStore, list[dict[str, Any]]]:
-    """The store and every sample's view, in source order (all in memory: for small runs)."""
-    store = open_run(run_dir)
-    return store, list(iter_views(store))
-
-
-def iter_views(
-    store: RunStore,
-    columns: dict[str, list[str] | None] = STAGE_COLUMNS,
-    ids: Container[str] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Every sample's view (only those in `ids`, if given), in source order, one shard at a time."""
-    for _, views in iter_shard_views(store, columns, ids):
-        yield from views
 
 
 def iter_shard_views(

@@ -60,7 +60,7 @@ class StageTally:
 @dataclass
 class RunTally:
     """Everything the summary needs from every sample, accumulated one view at a time, so a report of
-    a 300,000-sample run never holds 300,000 views (`curation.report.load.iter_views`)."""
+    a 300,000-sample run never holds 300,000 views (`curation.report.load.iter_shard_views`)."""
 
     samples: int = 0
     final: Counter = field(default_factory=Counter)
