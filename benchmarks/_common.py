@@ -161,8 +161,9 @@ def du_bytes(path: Path) -> int:
         return total
 
 
-def count_files(path: Path) -> int:
-    return sum(len(files) for _r, _d, files in os.walk(path))
+def count_files(path: Path, suffix: str = "") -> int:
+    """Files under `path` (only those whose name ends with `suffix`, if given)."""
+    return sum(sum(f.endswith(suffix) for f in files) for _r, _d, files in os.walk(path))
 
 
 # ---- data -------------------------------------------------------------------------------------

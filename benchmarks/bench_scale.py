@@ -13,12 +13,12 @@ in a fresh child process (own PREFECT_HOME, own memory peak). Figures:
   functions, over all worker-thread time; (b) flow edges (call → first shard function, last shard
   function → return); (c) the same run without Prefect (a plain thread pool with the same
   pipelined schedule) vs through the flow, at the quick size;
-- peak RSS of the flow process at two sizes (memory must not grow with N);
+- peak RSS of the flow process at two sizes, both past pipeline fill (memory must not grow with N);
 - run store size on disk, frame files written, extract's share of shard-function time;
 - the flow's own ceiling: requests/s it drives when the endpoint is not the limit (latency 0.05 s),
   i.e. the fastest endpoint (or fleet) one flow process on this machine keeps saturated.
 
-    python benchmarks/bench_scale.py --quick          # 500 and 2,000 samples + a plain run at 2,000
+    python benchmarks/bench_scale.py --quick          # 2,048 and 6,000 samples + a plain run at 6,000
     python benchmarks/bench_scale.py --n 100000       # 10,000 and 100,000 samples
     python benchmarks/bench_scale.py --child --n 2000 --mode prefect --json out.json   # one size
 """
@@ -55,6 +55,8 @@ from _common import (  # noqa: E402
 LATENCY_S, JITTER_S, CAPACITY = 2.0, 0.4, 256
 # The ceiling run: an endpoint ~20x faster than the flow can feed, so the flow is the only limit.
 CEILING_LATENCY_S, CEILING_JITTER_S = 0.05, 0.01
+# The quick size (`make bench`): three times the pipeline fill of the default schedule (8 x 256).
+QUICK_N = 6000
 N_VIDEOS = 20
 
 
@@ -298,7 +300,9 @@ def child(
         rss_trace=rss.samples[:: max(1, len(rss.samples) // 60)],
         run_store_bytes=du_bytes(runs / "scale"),
         frames_bytes=du_bytes(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
-        frame_files=count_files(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
+        frame_files=count_files(runs / "scale" / "frames", suffix=".jpg")
+        if (runs / "scale" / "frames").exists()
+        else 0,
         llm_cache_bytes=du_bytes(Path(recipe.cache_path)) if Path(recipe.cache_path).exists() else 0,
         stages={
             k: {
@@ -504,8 +508,10 @@ def run(
     quick: bool = True, n: int | None = None, *, args: argparse.Namespace | None = None
 ) -> list[dict[str, Any]]:
     args = args or parse_args([])
-    big = n or (2000 if quick else 100_000)
-    small = max(big // (4 if quick else 10), 100)
+    big = n or (QUICK_N if quick else 100_000)
+    # Memory is compared from the size that fills the pipeline (every parallel shard in flight):
+    # below it RSS grows with N by design (more shards in flight), so a smaller N says nothing.
+    small = min(max(big // (4 if quick else 10), args.shard_size * args.parallel), big)
     from _common import temp_dir
 
     with temp_dir("videorft-scale-", keep=args.keep) as work:

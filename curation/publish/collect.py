@@ -74,15 +74,13 @@ class RunSummary:
     """What publish needs from the run besides the sources rows themselves."""
 
     stages: dict[str, StageSummary] = field(default_factory=dict)
-    kept: set[str] = field(default_factory=set)  # ids with filter status ok (and not dedup-rejected)
-    process: dict[str, str] = field(default_factory=dict)  # kept id -> "<think>…</think>"
-    lineage: dict[str, Lineage] = field(default_factory=dict)  # kept id -> lineage
+    # Ids with filter status ok (and not dedup-rejected): ids only, the texts are read per shard.
+    kept: set[str] = field(default_factory=set)
     # filter steps: step -> rows it would drop (any verdict), reason counts, rows it owns (first fail)
     step_drops: Counter = field(default_factory=Counter)
     step_reasons: Counter = field(default_factory=Counter)  # (step, reason) -> rows
     step_first: Counter = field(default_factory=Counter)
     step_order: list[str] = field(default_factory=list)
-    missing_process: int = 0  # kept by the filter but no revise text (never published)
 
 
 def stage_names(store: RunStore) -> list[str]:
@@ -123,8 +121,7 @@ def _summarise_filter(store: RunStore, summary: RunSummary) -> None:
 
 
 def summarise_run(store: RunStore) -> RunSummary:
-    """One pass per stage table (only the columns needed), filter first so lineage is kept only for
-    the samples that will be published."""
+    """Counts and kept ids: one pass per stage table (only the columns needed), filter first."""
     summary = RunSummary()
     names = stage_names(store)
     if "filter" in names:
@@ -140,32 +137,36 @@ def summarise_run(store: RunStore) -> RunSummary:
         if name in ("filter", DEDUP_STAGE):
             continue
         stage = StageSummary(name)
-        columns = ["id", "status", "reason"]
-        if name in LLM_STAGES:
-            columns += ["model", "prompt_hash"]
-        if name == "revise":
-            columns += ["process"]
-        for row in store.iter_rows(name, columns=columns):
+        for row in store.iter_rows(name, columns=["id", "status", "reason"]):
             stage.count(row.get("status"), row.get("reason"))
-            sid = row.get("id")
-            if name in LLM_STAGES and sid in summary.kept and row.get("status") == OK:
-                lin = summary.lineage.setdefault(sid, Lineage())
-                setattr(lin, f"model_{name}", row.get("model") or "")
-                setattr(lin, f"prompt_hash_{name}", row.get("prompt_hash") or "")
-                if name == "revise":
-                    summary.process[sid] = row.get("process") or ""
         summary.stages[name] = stage
-    # A kept id without revise text cannot be published (a stale filter row): say so, drop it.
-    for sid in list(summary.kept):
-        if not summary.process.get(sid):
-            summary.kept.discard(sid)
-            summary.missing_process += 1
-    if summary.missing_process:
-        log.warning("%d filter-ok rows have no revise text and are not published", summary.missing_process)
     # Pipeline stages first (in order), then the rest: the card's tables follow the pipeline.
     order = {name: i for i, name in enumerate(names)}
     summary.stages = dict(sorted(summary.stages.items(), key=lambda kv: order.get(kv[0], len(order))))
     return summary
+
+
+def kept_cots(store: RunStore, shard: int, kept: set[str]) -> dict[str, tuple[str, Lineage]]:
+    """Revised CoT and lineage of the kept ids in one shard.
+
+    Every stage's shard `i` holds rows of sources shard `i` (the runner derives each stage's shard
+    from the same sources shard), so publish joins shard by shard and never holds a whole run's
+    texts: 75,000 CoTs are ~250 MiB of Python strings.
+    """
+    lineage: dict[str, Lineage] = {}
+    process: dict[str, str] = {}
+    for name in LLM_STAGES:
+        columns = ["id", "status", "model", "prompt_hash"] + (["process"] if name == "revise" else [])
+        for row in store.read_shard(name, shard, columns) or []:
+            sid = row.get("id")
+            if sid not in kept or row.get("status") != OK:
+                continue
+            lin = lineage.setdefault(sid, Lineage())
+            setattr(lin, f"model_{name}", row.get("model") or "")
+            setattr(lin, f"prompt_hash_{name}", row.get("prompt_hash") or "")
+            if name == "revise" and row.get("process"):
+                process[sid] = row["process"]
+    return {sid: (text, lineage[sid]) for sid, text in process.items()}
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:

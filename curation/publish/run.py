@@ -33,7 +33,7 @@ from typing import Any
 
 from curation.filters.base import count_tokens, think_text
 from curation.publish import cards as card_lib
-from curation.publish.collect import Lineage, sanitize, summarise_run
+from curation.publish.collect import kept_cots, sanitize, summarise_run
 from curation.publish.config import PublishConfig
 from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL, JsonlExporter
 from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
@@ -167,55 +167,63 @@ def _publish_into(
         "data_source",
     ]
     problem_id = 0
-    for src in store.iter_rows("sources", columns=columns):
-        if src.get("status") != OK:
-            continue
-        sid = src["id"]
-        split = split_of(sid, cfg.test_fraction)
-        problem_type = normalize_problem_type(src.get("problem_type")) or str(src.get("problem_type"))
-        rl_row = {
-            "id": sid,
-            "media_path": src["media_path"],
-            "data_type": src["data_type"],
-            "problem": src["problem"],
-            "options": list(src.get("options") or []),
-            "problem_type": problem_type,
-            "solution": _tagged(src.get("solution")),
-            "data_source": src["data_source"],
-        }
-        rl_writer.add(split, rl_row)
-        rl_export.add(split, rl_row, problem_id)
-        rl_sources[(rl_row["data_source"], problem_type)] += 1
-        rl_types[rl_row["data_type"]] += 1
-        if sid in summary.kept:
-            lin = summary.lineage.get(sid, Lineage())
-            cot_row = {
+    # A kept id without revise text cannot be published (a stale filter row): counted, not published.
+    missing_process = 0
+    for shard in store.shards("sources"):
+        cots = kept_cots(store, shard, summary.kept)
+        for src in store.read_shard("sources", shard, columns) or []:
+            if src.get("status") != OK:
+                continue
+            sid = src["id"]
+            split = split_of(sid, cfg.test_fraction)
+            problem_type = normalize_problem_type(src.get("problem_type")) or str(src.get("problem_type"))
+            rl_row = {
                 "id": sid,
-                "media_path": rl_row["media_path"],
-                "data_type": rl_row["data_type"],
-                "problem": rl_row["problem"],
-                "options": rl_row["options"],
+                "media_path": src["media_path"],
+                "data_type": src["data_type"],
+                "problem": src["problem"],
+                "options": list(src.get("options") or []),
                 "problem_type": problem_type,
-                "process": summary.process[sid],
-                "solution": rl_row["solution"],
-                "data_source": rl_row["data_source"],
-                "prompt_hash_caption": lin.prompt_hash_caption,
-                "prompt_hash_draft": lin.prompt_hash_draft,
-                "prompt_hash_revise": lin.prompt_hash_revise,
-                "model_caption": lin.model_caption,
-                "model_draft": lin.model_draft,
-                "model_revise": lin.model_revise,
-                "run_name": run_name,
+                "solution": _tagged(src.get("solution")),
+                "data_source": src["data_source"],
             }
-            cot_writer.add(split, cot_row)
-            cot_export.add(split, cot_row, problem_id)
-            cot_sources[(cot_row["data_source"], problem_type)] += 1
-            cot_types[cot_row["data_type"]] += 1
-            lengths.append(count_tokens(think_text(cot_row["process"])))
-            for stage in ("caption", "draft", "revise"):
-                models[(stage, getattr(lin, f"model_{stage}"), getattr(lin, f"prompt_hash_{stage}"))] += 1
-        problem_id += 1
+            rl_writer.add(split, rl_row)
+            rl_export.add(split, rl_row, problem_id)
+            rl_sources[(rl_row["data_source"], problem_type)] += 1
+            rl_types[rl_row["data_type"]] += 1
+            if sid in summary.kept and sid not in cots:
+                missing_process += 1
+            elif sid in summary.kept:
+                process, lin = cots[sid]
+                cot_row = {
+                    "id": sid,
+                    "media_path": rl_row["media_path"],
+                    "data_type": rl_row["data_type"],
+                    "problem": rl_row["problem"],
+                    "options": rl_row["options"],
+                    "problem_type": problem_type,
+                    "process": process,
+                    "solution": rl_row["solution"],
+                    "data_source": rl_row["data_source"],
+                    "prompt_hash_caption": lin.prompt_hash_caption,
+                    "prompt_hash_draft": lin.prompt_hash_draft,
+                    "prompt_hash_revise": lin.prompt_hash_revise,
+                    "model_caption": lin.model_caption,
+                    "model_draft": lin.model_draft,
+                    "model_revise": lin.model_revise,
+                    "run_name": run_name,
+                }
+                cot_writer.add(split, cot_row)
+                cot_export.add(split, cot_row, problem_id)
+                cot_sources[(cot_row["data_source"], problem_type)] += 1
+                cot_types[cot_row["data_type"]] += 1
+                lengths.append(count_tokens(think_text(cot_row["process"])))
+                for stage in ("caption", "draft", "revise"):
+                    models[(stage, getattr(lin, f"model_{stage}"), getattr(lin, f"prompt_hash_{stage}"))] += 1
+            problem_id += 1
 
+    if missing_process:
+        log.warning("%d filter-ok rows have no revise text and are not published", missing_process)
     cot_splits, rl_splits = cot_writer.close(), rl_writer.close()
     cot_files, rl_files = cot_export.close(), rl_export.close()
     cot_writer.save_for_load_from_disk()
@@ -304,7 +312,7 @@ def _publish_into(
             "rows": {"cot": result.cot_rows, "rl": result.rl_rows},
             "splits": result.splits,
             "test_fraction": cfg.test_fraction,
-            "not_published_missing_process": summary.missing_process,
+            "not_published_missing_process": missing_process,
             "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in common["funnel"]},
             "lineage": clean_lineage,
         },

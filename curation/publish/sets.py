@@ -3,8 +3,8 @@
 Each set folder holds the same rows twice, so every consumer reads it natively:
 `data/<split>-00000-of-00001.parquet` (Hub layout, `load_dataset("parquet", ...)`) and a
 `DatasetDict.save_to_disk` copy (`dataset_dict.json`, `<split>/`) for `datasets.load_from_disk`.
-Rows are streamed into Parquet in batches; only the finished set is read back to save it for
-`load_from_disk`.
+Rows are streamed into Parquet in batches, and the Parquet files batch by batch into the
+`load_from_disk` copy: memory stays flat in the size of the set.
 """
 
 from __future__ import annotations
@@ -141,15 +141,44 @@ class SetWriter:
         return sorted(self.counts, key=lambda s: (s != "train", s))
 
     def save_for_load_from_disk(self) -> None:
-        """Write the `DatasetDict.save_to_disk` copy next to `data/` (reads the finished Parquet)."""
-        from datasets import Dataset, DatasetDict, DatasetInfo, Features
+        """Write the `DatasetDict.save_to_disk` layout next to `data/`, streamed from the Parquet files.
+
+        `DatasetDict.save_to_disk` wants the whole table in memory (815 MiB for 75,000 CoT rows),
+        so the same files are written batch by batch with the library's own `ArrowWriter`: one
+        Arrow shard per split plus the `state.json` / `dataset_info.json` / `dataset_dict.json`
+        that `datasets.load_from_disk` reads. Memory stays at one batch whatever the set's size.
+        """
+        from datasets import DatasetInfo, Features, config
+        from datasets.arrow_writer import ArrowWriter
+        from datasets.utils.py_utils import asdict
 
         features = Features.from_arrow_schema(self.schema)
-        dd = DatasetDict()
+        info = asdict(DatasetInfo(features=features))
+        shard = "data-00000-of-00001.arrow"
         for split in self.splits():
-            table = pq.read_table(self.path(split), schema=self.schema)
-            dd[split] = Dataset(table, info=DatasetInfo(features=features), split=split)
-        # datasets 5.2 writes zero shards for an empty split by default, which load_from_disk then
-        # cannot read: ask for one. Other splits keep the default (shards of up to 500 MB).
-        empty = {split: 1 for split, ds in dd.items() if ds.num_rows == 0}
-        dd.save_to_disk(str(self.set_dir), num_shards=empty or None)
+            split_dir = self.set_dir / split
+            split_dir.mkdir(parents=True, exist_ok=True)
+            writer = ArrowWriter(features=features, path=str(split_dir / shard))
+            try:
+                for batch in pq.ParquetFile(self.path(split)).iter_batches(batch_size=self.batch_rows):
+                    writer.write_table(pa.Table.from_batches([batch], schema=self.schema))
+                writer.finalize()
+            finally:
+                writer.close()
+            state = {
+                "_data_files": [{"filename": shard}],
+                # Same rows, same fingerprint: the content hash of the set and the split's name.
+                "_fingerprint": hashlib.sha256(f"{self.content_hash}/{split}".encode()).hexdigest()[:16],
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": split,
+            }
+            (split_dir / config.DATASET_STATE_JSON_FILENAME).write_text(
+                json.dumps(state, indent=2, sort_keys=True)
+            )
+            (split_dir / config.DATASET_INFO_FILENAME).write_text(
+                json.dumps({k: info[k] for k in sorted(info)}, indent=2)
+            )
+        (self.set_dir / config.DATASETDICT_JSON_FILENAME).write_text(json.dumps({"splits": self.splits()}))

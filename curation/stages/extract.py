@@ -8,12 +8,12 @@ permissions) do raise: they are not a property of the sample and would fail ever
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,12 +28,19 @@ from curation.video.load import SampledFrames, sample_frames
 log = logging.getLogger(__name__)
 
 FRAMES_DIR = "frames"
-# Sample ids are hex hashes; anything else could name a path outside frames/ ("../x") or collide.
+FACTS_FILE = "facts.json"  # written last: a frame folder with it is complete
+# Sample ids are hex hashes (`sample_id`); anything else was not built by a source reader and could
+# name a path ("../x") wherever a tool files things by id: refused here, before any work.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoConfig) -> dict[str, Any]:
-    """Decode `media_root / sample.media_path` and write its frames to run_dir/frames/<id>/<config hash>/NNN.jpg.
+    """Decode `media_root / sample.media_path` and store its frames as JPEG files under `run_dir`.
+
+    Frames live in run_dir/frames/<media key>/<config hash>/NNN.jpg, one folder per media file
+    (path, size, mtime) and video config, shared by every question on that file: a file is decoded
+    once per run and config, even across reruns, and 100,000 questions on 20 videos make 20 frame
+    folders, not 100,000. A `facts.json` written after the frames marks a folder complete.
 
     Returns a row with `id`, `status` ("ok" | "failed"), `reason`, the probe facts (`duration`,
     `fps`, `frame_count`, `width`, `height`, `codec`), the decoder used (`reader`), and per frame
@@ -46,16 +53,14 @@ def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoCo
         path = _media_file(sample, Path(media_root))
     except VideoError as err:
         return {**row, "status": FAILED, "reason": err.reason}
-    variant = _variant(cfg)
-    # Many questions on one video (Video-R1-style sources): decode each (file, config) once.
-    media_key = _media_key(path, variant, sample.data_type)
-    reused = _reuse_frames(media_key, Path(run_dir), sample.id, variant)
-    if reused is not None:
-        return {**row, **reused}
-    with _DECODE_LOCKS[hash(media_key) % len(_DECODE_LOCKS)]:
-        reused = _reuse_frames(media_key, Path(run_dir), sample.id, variant)  # decoded meanwhile?
-        if reused is not None:
-            return {**row, **reused}
+    folder = _frames_folder(path, Path(media_root), _variant(cfg), sample.data_type)
+    stored = _stored_facts(Path(run_dir), folder)
+    if stored is not None:
+        return {**row, **stored}
+    with _DECODE_LOCKS[hash(folder) % len(_DECODE_LOCKS)]:
+        stored = _stored_facts(Path(run_dir), folder)  # decoded meanwhile by another thread?
+        if stored is not None:
+            return {**row, **stored}
         try:
             sampled = sample_frames(path, cfg, image=True if sample.data_type == "image" else None)
         except VideoError as err:
@@ -64,9 +69,9 @@ def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoCo
         except Exception as err:  # a decoder bug on one odd file must not take the shard down
             log.warning("unexpected error extracting %s (%s)", sample.id, sample.media_path, exc_info=True)
             return {**row, "status": FAILED, "reason": f"cannot decode: {type(err).__name__}: {err}"}
-        frame_paths = _write_frames(Path(run_dir), sample.id, variant, sampled, cfg.jpeg_quality)
+        frame_paths = _write_frames(Path(run_dir), folder, sampled, cfg.jpeg_quality)
         facts = _facts(sampled, frame_paths)
-        _remember(media_key, Path(run_dir), facts)
+        _write_atomic(Path(run_dir) / folder / FACTS_FILE, json.dumps(facts).encode("utf-8"))
     return {**row, **facts}
 
 
@@ -89,76 +94,31 @@ def _facts(sampled: SampledFrames, frame_paths: list[str]) -> dict[str, Any]:
     }
 
 
-# (resolved path, size, mtime_ns, inode, config variant, data type) -> (run dir, facts with the
-# first sample's frame paths). Bounded: one entry per recent distinct media file, not per sample.
-_RECENT_MEDIA: OrderedDict[tuple[Any, ...], tuple[Path, dict[str, Any]]] = OrderedDict()
-_RECENT_MEDIA_MAX = 4096
-_RECENT_LOCK = threading.Lock()
 # Striped: threads decoding different files rarely wait on each other; the same file, once.
 _DECODE_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
-def _media_key(path: Path, variant: str, data_type: str) -> tuple[Any, ...] | None:
+def _frames_folder(path: Path, media_root: Path, variant: str, data_type: str) -> str:
+    """frames/<media key>/<variant>, relative to the run dir: the key names the file's content as
+    the filesystem sees it (path under the media root, size, mtime), so an edited file gets new frames."""
     try:
         st = path.stat()
-    except OSError:
-        return None
-    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino, variant, data_type)
+        stamp: list[int] = [st.st_size, st.st_mtime_ns]
+    except OSError:  # missing: decoding will fail with the reason
+        stamp = []
+    rel = path.relative_to(media_root.resolve()).as_posix()
+    key = stable_hash({"media": rel, "stamp": stamp, "data_type": data_type}, length=16)
+    return f"{FRAMES_DIR}/{key}/{variant}"
 
 
-def _remember(media_key: tuple[Any, ...] | None, run_dir: Path, facts: dict[str, Any]) -> None:
-    if media_key is None:
-        return
-    with _RECENT_LOCK:
-        _RECENT_MEDIA[media_key] = (run_dir, facts)
-        _RECENT_MEDIA.move_to_end(media_key)
-        while len(_RECENT_MEDIA) > _RECENT_MEDIA_MAX:
-            _RECENT_MEDIA.popitem(last=False)
-
-
-def _reuse_frames(
-    media_key: tuple[Any, ...] | None, run_dir: Path, sample_id: str, variant: str
-) -> dict[str, Any] | None:
-    """The facts of a file already decoded under this config, its frames hard-linked (or copied)
-    into this sample's folder; None when it was not, or its frames are gone."""
-    if media_key is None:
-        return None
-    with _RECENT_LOCK:
-        known = _RECENT_MEDIA.get(media_key)
-    if known is None or known[0] != run_dir:
-        return None
-    facts = known[1]
-    folder = run_dir / FRAMES_DIR / sample_id / variant
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+def _stored_facts(run_dir: Path, folder: str) -> dict[str, Any] | None:
+    """The facts of a complete frame folder (its frames all present), else None (decode again)."""
     try:
-        for src in facts["frame_paths"]:
-            name = src.rsplit("/", 1)[-1]
-            dst = folder / name
-            if src != f"{FRAMES_DIR}/{sample_id}/{variant}/{name}":
-                _link_atomic(run_dir / src, dst)
-            paths.append(f"{FRAMES_DIR}/{sample_id}/{variant}/{name}")
-    except OSError:
-        return None  # the first sample's frames are gone: decode again
-    return {**{k: list(v) if isinstance(v, list) else v for k, v in facts.items()}, "frame_paths": paths}
-
-
-def _link_atomic(src: Path, dst: Path) -> None:
-    """Hard-link `src` as `dst` (a link appears whole or not at all); replace an older `dst`."""
-    try:
-        os.link(src, dst)
-        return
-    except FileExistsError:  # frames of an earlier extraction: replace them atomically
-        tmp = dst.with_name(f".{dst.name}.{threading.get_ident()}.link.tmp")
-        try:
-            os.link(src, tmp)
-            os.replace(tmp, dst)
-            return
-        except OSError:
-            tmp.unlink(missing_ok=True)
-    except OSError:  # no hard links here (another filesystem): copy the bytes
-        pass
-    _write_atomic(dst, src.read_bytes())
+        facts = json.loads((run_dir / folder / FACTS_FILE).read_bytes())
+        complete = all((run_dir / p).is_file() for p in facts["frame_paths"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return facts if complete else None
 
 
 def extract_shard(
@@ -218,17 +178,14 @@ def _variant(cfg: VideoConfig) -> str:
     return stable_hash(cfg.content_slice(), length=8)
 
 
-def _write_frames(
-    run_dir: Path, sample_id: str, variant: str, sampled: SampledFrames, quality: int
-) -> list[str]:
-    folder = run_dir / FRAMES_DIR / sample_id / variant
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_frames(run_dir: Path, folder: str, sampled: SampledFrames, quality: int) -> list[str]:
+    (run_dir / folder).mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(len(sampled.frames) - 1)))
     rel_paths = []
     for number, frame in enumerate(sampled.frames):
-        name = f"{number:0{width}d}.jpg"
-        _write_atomic(folder / name, encode_jpeg(frame, quality))
-        rel_paths.append(f"{FRAMES_DIR}/{sample_id}/{variant}/{name}")
+        rel = f"{folder}/{number:0{width}d}.jpg"
+        _write_atomic(run_dir / rel, encode_jpeg(frame, quality))
+        rel_paths.append(rel)
     return rel_paths
 
 

@@ -7,7 +7,7 @@ Layout::
       sources/shard-00000.parquet    # one file per shard, rewritten whole and atomically
       extract/shard-00000.parquet
       ...
-      frames/<sample id>/000.jpg
+      frames/<media key>/<video config hash>/000.jpg   # one folder per video file, shared by its questions
 
 A shard file is the unit of resume: it is written only when its shard is complete, so a killed run
 leaves either the old file or the new one. Every row carries `id`, `key`, `status`, `reason`.

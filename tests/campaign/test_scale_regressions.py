@@ -5,8 +5,9 @@
    endpoint saw one shard's requests at a time. Now several shards are in LLM stages at once.
 2. Identical requests in flight at the same time (the caption of one video asked by many samples)
    were each sent and paid: now the gateway sends one and the others wait for its answer.
-3. Many questions on one video: the video is decoded once per run and config, its frames are
-   hard-linked into each sample's folder.
+3. Many questions on one video: the video is decoded once per run and config, and its frames are
+   stored once, in one folder its samples share (per-sample folders of hard links cost 8 KiB of
+   directories per sample: 785 MiB of the 876 MiB run store at N = 100,000).
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ def test_pipelined_flow_keeps_several_shards_busy_and_decodes_each_video_once(tm
     # One caption request per distinct video, although 12 samples of each were in flight together.
     assert st["stages"]["caption"] == 4, st
     assert st["resent_after_success"] == 0
-    # Frames of the 48 samples are links to 4 decodes.
+    # The 48 samples' frames are 4 decodes in 4 folders.
     import pandas as pd
 
     ex = pd.read_parquet(tmp_path / "runs" / "p" / "extract")
-    inodes = {(tmp_path / "runs" / "p" / paths[0]).stat().st_ino for paths in ex["frame_paths"]}
-    assert len(inodes) == 4
+    assert len({tuple(paths) for paths in ex["frame_paths"]}) == 4
+    assert len(list((tmp_path / "runs" / "p" / "frames").iterdir())) == 4

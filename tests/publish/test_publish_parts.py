@@ -158,3 +158,40 @@ def test_push_to_hub_builds_the_right_calls(tmp_path, monkeypatch):
 def test_push_to_hub_needs_a_card(tmp_path):
     with pytest.raises(FileNotFoundError):
         push_to_hub(tmp_path, "me/x", api=FakeApi())
+
+
+def test_load_from_disk_copy_is_streamed_in_batches_and_reads_back(tmp_path):
+    """Many Parquet batches become one Arrow shard per split that `load_from_disk` reads, in order."""
+    from datasets import load_from_disk
+
+    from curation.publish.sets import RL_SCHEMA, SetWriter
+
+    rows = [
+        {
+            "id": f"s{i}",
+            "media_path": f"v{i}.mp4",
+            "data_type": "video",
+            "problem": f"q{i}",
+            "options": [f"A. {i}", "B. other"] if i % 2 else [],
+            "problem_type": "multiple choice" if i % 2 else "numerical",
+            "solution": f"<answer>{i}</answer>",
+            "data_source": "src",
+        }
+        for i in range(50)
+    ]
+
+    def publish(folder):
+        writer = SetWriter(folder, RL_SCHEMA, batch_rows=7)
+        for row in rows:
+            writer.add("test" if int(row["id"][1:]) % 5 == 0 else "train", row)
+        writer.close()
+        writer.save_for_load_from_disk()
+        return load_from_disk(str(folder))
+
+    dd = publish(tmp_path / "a")
+    assert list(dd) == ["train", "test"]
+    assert dd["test"].to_list() == [r for r in rows if int(r["id"][1:]) % 5 == 0]
+    assert dd["train"].to_list() == [r for r in rows if int(r["id"][1:]) % 5 != 0]
+    # Same rows, same fingerprint (caches keyed on it stay valid when a set is republished unchanged).
+    again = publish(tmp_path / "b")
+    assert again["train"]._fingerprint == dd["train"]._fingerprint != dd["test"]._fingerprint

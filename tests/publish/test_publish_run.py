@@ -238,3 +238,18 @@ def test_empty_cot_set_and_push(tmp_path, monkeypatch):
     assert table.num_rows == 0 and "prompt_hash_revise" in table.column_names
     assert "_No CoT rows._" in result.cards["cot"].read_text()
     assert pushed == [(result.cot_dir, "me/videorft-cot"), (result.rl_dir, "me/videorft-rl")]
+
+
+def test_kept_row_without_revise_text_is_counted_not_published(tmp_path):
+    """A filter-ok row whose revise row is gone (a stale filter table) stays out of the CoT set, counted."""
+    store, s = build_run(tmp_path / "run")
+    revise0 = store.read_shard("revise", 0)
+    store.write_shard("revise", 0, [r for r in revise0 if r["id"] != s["mc_ok"].id])
+    result = publish_run(store, tmp_path / "out", PublishConfig(version="v1"), run_name="r", lineage={})
+    assert (result.cot_rows, result.rl_rows) == (1, 5)
+    meta = json.loads((result.cot_dir.parent / "publish.json").read_text())
+    assert meta["not_published_missing_process"] == 1
+    from datasets import load_from_disk
+
+    cot = load_from_disk(str(result.cot_dir))
+    assert [sid for split in cot.values() for sid in split["id"]] == [s["num_ok"].id]

@@ -51,16 +51,16 @@ def test_ok_row_and_frames_on_disk(media_root: Path, tmp_path: Path, frame_no):
     assert (row["frame_count"], row["fps"], row["width"], row["height"]) == (40, 10.0, 320, 240)
     assert row["duration"] == pytest.approx(4.0) and row["codec"] == "mpeg4" and row["reader"] == "decord"
     variant = stable_hash(VideoConfig().content_slice(), length=8)
-    assert row["frame_paths"] == [f"frames/{sample.id}/{variant}/{i:03d}.jpg" for i in range(16)]
+    folder = row["frame_paths"][0].rsplit("/", 1)[0]
+    assert folder.startswith("frames/") and folder.endswith(f"/{variant}")
+    assert row["frame_paths"] == [f"{folder}/{i:03d}.jpg" for i in range(16)]
     assert len(row["timestamps"]) == 16 and row["timestamps"] == sorted(row["timestamps"])
     for rel, index in zip(row["frame_paths"], row["frame_indices"], strict=True):
         image = np.asarray(Image.open(run_dir / rel))
         assert image.shape == (240, 320, 3)
         assert frame_no(image) == index  # the stored JPEG is the frame the row says
-    leftovers = [
-        p.name for p in (run_dir / "frames" / sample.id / variant).iterdir() if not p.name.endswith(".jpg")
-    ]
-    assert leftovers == []
+    leftovers = [p.name for p in (run_dir / folder).iterdir() if not p.name.endswith(".jpg")]
+    assert leftovers == ["facts.json"]  # no temp files; the marker of a complete folder
 
 
 def test_hd_video_frames_are_stored_within_budget(media_root: Path, tmp_path: Path):
@@ -138,3 +138,35 @@ def test_other_video_config_writes_other_frame_folder(media_root: Path, tmp_path
     assert len(b["frame_paths"]) == 4
     assert set(a["frame_paths"]).isdisjoint(b["frame_paths"])
     assert all((run_dir / p).is_file() for p in a["frame_paths"] + b["frame_paths"])
+
+
+def test_questions_on_one_video_share_one_decode_and_one_folder(
+    media_root: Path, tmp_path: Path, monkeypatch
+):
+    """Many questions on one file: decoded once (also on a rerun), frames stored once."""
+    import curation.stages.extract as extract
+
+    decodes = []
+    real = extract.sample_frames
+    monkeypatch.setattr(extract, "sample_frames", lambda *a, **k: decodes.append(a[0]) or real(*a, **k))
+    samples = [make_sample("sub/clip.mp4", sid=f"q{i}") for i in range(6)] + [make_sample("hd.mp4")]
+    cfg = VideoConfig(workers=3, num_frames=4)
+    rows = extract_shard(samples, media_root, tmp_path, cfg)
+    assert len(decodes) == 2
+    assert {tuple(r["frame_paths"]) for r in rows[:6]} == {tuple(rows[0]["frame_paths"])}
+    assert rows[6]["frame_paths"] != rows[0]["frame_paths"]
+    assert len(list((tmp_path / "frames").iterdir())) == 2
+    assert extract_shard(samples, media_root, tmp_path, cfg) == rows and len(decodes) == 2
+
+
+def test_edited_video_or_lost_frames_are_decoded_again(media_root: Path, tmp_path: Path):
+    sample = make_sample("sub/clip.mp4")
+    cfg = VideoConfig(num_frames=4)
+    first = extract_sample(sample, media_root, tmp_path, cfg)
+    (tmp_path / first["frame_paths"][2]).unlink()  # a frame lost (disk cleanup, partial copy)
+    again = extract_sample(sample, media_root, tmp_path, cfg)
+    assert again == first and (tmp_path / first["frame_paths"][2]).is_file()
+    shutil.copy(media_root / "hd.mp4", media_root / "sub" / "clip.mp4")  # the file is replaced
+    edited = extract_sample(sample, media_root, tmp_path, cfg)
+    assert (edited["width"], edited["height"]) == (1280, 720)
+    assert set(edited["frame_paths"]).isdisjoint(first["frame_paths"])
