@@ -11,9 +11,9 @@ Two rates are printed: overall (all requests / wall time, including the first wa
 last wave's drain, ~2 L out of N/C·L) and steady state (the middle 80% of completions).
 The simulated endpoint runs in a child process, so client and server do not share one GIL.
 
-    python benchmarks/bench_gateway.py                 # 2,000 requests, L = 0.2 s, C = 64
+    python benchmarks/bench_gateway.py                 # 5,000 requests, L = 0.2 s, C = 64
     python benchmarks/bench_gateway.py --jitter 0.05   # latency uniform in 0.2 ± 0.05 s
-    python benchmarks/bench_gateway.py --quick         # 500 requests
+    python benchmarks/bench_gateway.py --quick         # one round of 5,000 (`make bench`)
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def _cpu_seconds(proc: psutil.Process | None) -> float:
 
 
 def run(
-    n: int = 2000, latency_s: float = 0.2, capacity: int = 64, jitter_s: float = 0.0, repeat: int = 1
+    n: int = 5000, latency_s: float = 0.2, capacity: int = 64, jitter_s: float = 0.0, repeat: int = 1
 ) -> dict[str, Any]:
     """Both reference loops and the gateway, `repeat` rounds each (interleaved); best round kept.
 
@@ -240,8 +240,11 @@ def _print(r: dict[str, Any]) -> None:
             f"   {x['steady_requests_per_s']:6.1f}/s = {x['steady_fraction_of_ceiling']:.3f}"
             f"   {x['client_cpu_ms_per_request']:.2f} ms/req   rounds {x['rounds_requests_per_s']}"
         )
+    share = r["gateway"]["fraction_of_ceiling"]
+    verdict = "HOLDS" if share >= r["goal_fraction"] else "MISSES"
     print(
-        f"  goal: gateway >= {r['goal_fraction']} of C/L; gateway ok {g['ok']}/{r['requests']}, retries {g['retries']}"
+        f"  gateway {share:.3f} of C/L, goal >= {r['goal_fraction']}  {verdict}; "
+        f"gateway ok {g['ok']}/{r['requests']}, retries {g['retries']}"
     )
     print(
         f"  gateway second pass, all cached: {g['cached_requests_per_s']:.0f} req/s ({g['cache_hits_second_pass']} hits)"
@@ -256,15 +259,17 @@ def _print(r: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--n", type=int, default=5000)
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--jitter", type=float, default=0.0)
     p.add_argument("--capacity", type=int, default=64)
-    p.add_argument("--quick", action="store_true", help="500 requests")
+    # Quick is the same size: in a shorter run the first wave's ramp and the last one's drain (~2 L,
+    # fixed) weigh more; at 2,000 requests they cost ~3% of the overall rate, at 5,000 ~1%.
+    p.add_argument("--quick", action="store_true", help="one round of 5,000 requests")
     p.add_argument("--repeat", type=int, default=1, help="rounds of each; the best is reported")
     p.add_argument("--json", type=Path, help="also write the result here")
     a = p.parse_args(argv)
-    n = 500 if a.quick else a.n
+    n, a.repeat = (5000, 1) if a.quick else (a.n, a.repeat)
     result = run(n=n, latency_s=a.latency, capacity=a.capacity, jitter_s=a.jitter, repeat=a.repeat)
     _print(result)
     if a.json:

@@ -306,8 +306,11 @@ def main() -> int:
     ap.add_argument("--unique", action="store_true", help="every sample gets its own frames (worst case)")
     ap.add_argument("--pool", type=int, default=48, help="distinct frames reused across samples")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one Chromium launch per measurement (`make bench`)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "report")
     args = ap.parse_args()
+    if args.quick:
+        args.repeats = 1
 
     run_dir = args.out / ("run-unique" if args.unique else "run")
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -43,6 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
+SKIPPED = 77  # exit code for "no GPU here": benchmarks/run_all.py reports it as skipped, not failed
 
 # Qwen/Qwen2.5-VL-3B-Instruct config.json dimensions.
 QWEN25VL_3B_TEXT = {
@@ -351,7 +352,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if not a.tiny and not torch.cuda.is_available():
         parser.exit(
-            2,
+            SKIPPED,
             "bench_train_step: no CUDA device. The 3B-shaped benchmark needs a GPU; "
             "run with --tiny for a CPU plumbing timing of the tiny model.\n",
         )

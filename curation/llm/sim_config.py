@@ -9,8 +9,10 @@ with `plants()` and `transport_fault()`.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,6 +56,9 @@ class SimConfig(BaseModel):
     model_name: str = SIM_MODEL_NAME
     latency_s: float = Field(default=0.0, ge=0)
     jitter_s: float = Field(default=0.0, ge=0)  # latency is uniform in latency_s ± jitter_s
+    # Or log-normal with mean latency_s and this sigma (jitter_s ignored): a real server's latency
+    # follows the answer's length, and CoT lengths spread widely (sigma 0.5: p5 0.39x, p95 2.0x).
+    latency_sigma: float | None = Field(default=None, gt=0, le=2)
     capacity: int = Field(default=64, ge=1)  # requests in service at once; the rest queue
     faults: FaultRates = Field(default_factory=FaultRates)
     # Scripted faults for exact tests: the k-th arrival of every request gets the k-th kind here
@@ -112,7 +117,11 @@ def transport_fault(request_hash: str, attempt: int, cfg: SimConfig) -> str | No
 
 
 def latency_for(request_hash: str, attempt: int, cfg: SimConfig) -> float:
-    if cfg.latency_s == 0 and cfg.jitter_s == 0:
+    """Seconds this arrival spends in service; deterministic per (request, attempt)."""
+    if cfg.latency_s == 0 and (cfg.jitter_s == 0 or cfg.latency_sigma is not None):
         return 0.0
     u = unit_hash(cfg.seed, "latency", request_hash, attempt)
+    if cfg.latency_sigma is not None:
+        z = NormalDist().inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
+        return cfg.latency_s * math.exp(cfg.latency_sigma * z - cfg.latency_sigma**2 / 2)
     return max(0.0, cfg.latency_s + (2 * u - 1) * cfg.jitter_s)

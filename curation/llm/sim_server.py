@@ -521,6 +521,7 @@ def parse_args(argv: list[str] | None) -> tuple[str, int, SimConfig]:
     p.add_argument("--config-json", help="SimConfig as a JSON string")
     p.add_argument("--latency", type=float, help="mean latency in seconds")
     p.add_argument("--jitter", type=float)
+    p.add_argument("--latency-sigma", type=float, help="log-normal latency with this sigma (mean --latency)")
     p.add_argument("--capacity", type=int)
     p.add_argument("--fault-rate", type=float, help="total fault rate, spread evenly over every kind")
     p.add_argument("--seed", type=int)
@@ -538,6 +539,7 @@ def parse_args(argv: list[str] | None) -> tuple[str, int, SimConfig]:
         ("annotations", a.annotations),
         ("latency_s", a.latency),
         ("jitter_s", a.jitter),
+        ("latency_sigma", a.latency_sigma),
         ("capacity", a.capacity),
         ("seed", a.seed),
     ):

@@ -8,7 +8,14 @@ import httpx
 import pytest
 
 from curation.llm import sim_answers as answers
-from curation.llm.sim_config import SIM_MODEL_NAME, FaultRates, SimConfig, plants, transport_fault
+from curation.llm.sim_config import (
+    SIM_MODEL_NAME,
+    FaultRates,
+    SimConfig,
+    latency_for,
+    plants,
+    transport_fault,
+)
 from curation.llm.sim_scene import scene_from_meta
 from curation.llm.sim_server import load_samples, occupancy, running_sim_server
 from curation.records import sample_id
@@ -65,6 +72,21 @@ def test_transport_faults_depend_on_request_and_arrival_only():
     assert any(decided[(f"req{i}", 1)] and decided[(f"req{i}", 2)] is None for i in range(400))
     scripted = SimConfig(fault_script=["hang", "ok"], faults=FaultRates(server_error=1.0))
     assert [transport_fault("r", a, scripted) for a in (1, 2, 3)] == ["hang", None, "server_error"]
+
+
+def test_latency_profiles_keep_their_mean_and_spread():
+    """Uniform stays within ± jitter; log-normal keeps the mean and has the long tail of real answers."""
+    uniform = SimConfig(latency_s=0.2, jitter_s=0.02)
+    lognormal = SimConfig(latency_s=0.2, jitter_s=0.02, latency_sigma=0.5)  # jitter ignored
+    u = sorted(latency_for(f"r{i}", 1, uniform) for i in range(4000))
+    ln = sorted(latency_for(f"r{i}", 1, lognormal) for i in range(4000))
+    assert 0.18 <= u[0] and u[-1] <= 0.22
+    assert sum(ln) / len(ln) == pytest.approx(0.2, rel=0.03)
+    assert ln[200] < 0.1 and ln[3800] > 0.35  # p5 ~0.39x, p95 ~2x of the mean
+    assert (
+        latency_for("r1", 1, lognormal) == latency_for("r1", 1, lognormal) != latency_for("r1", 2, lognormal)
+    )
+    assert latency_for("r1", 1, SimConfig(latency_s=0.0, latency_sigma=0.5)) == 0.0
 
 
 def test_fault_rates_must_not_exceed_one():
