@@ -161,6 +161,9 @@ class SimState:
             # A request arriving again after it was once answered successfully: a client that
             # re-pays for an answer it already had (should stay 0 behind the gateway).
             resent_after_success=self.counts.get("resent_after_success", 0),
+            # Of those arrivals, the ones answered again (not refused by an injected fault): the
+            # answers a client paid for twice. Only answers it never received may be among them.
+            answered_again=self.counts.get("answered_again", 0),
             in_flight=self.in_flight,
             max_in_flight=self.max_in_flight,
             max_in_service=self.max_in_service,
@@ -320,6 +323,8 @@ def build_app(cfg: SimConfig) -> Starlette:
                             content, reasoning = "", reasoning[: len(reasoning) // 2]
                     elif fault is None:
                         state.counts["ok"] += 1
+                    if rhash in state.succeeded:
+                        state.counts["answered_again"] += 1
                     state.succeeded.add(rhash)
                     return JSONResponse(
                         completion_body(cfg, rhash, messages, content, reasoning, finish), headers=sim_headers

@@ -254,3 +254,16 @@ def test_server_reports_how_full_it_was_over_time(synth_dir, samples):
     assert stats["capacity"] == 1 and stats["max_in_service"] == 1
     assert sum(stats["busy_by_second"]) == pytest.approx(1.2, abs=0.1)
     assert max(stats["busy_by_second"]) <= 1.0 + 1e-6
+
+
+@pytest.mark.integration
+def test_server_counts_answers_given_twice_apart_from_refused_arrivals(synth_dir, samples):
+    """A re-sent request refused by a fault is an arrival after success, not a second paid answer."""
+    cfg = SimConfig(annotations=[synth_dir / "annotations.jsonl"], fault_script=["ok", "server_error", "ok"])
+    sample = next(iter(samples.values()))
+    with running_sim_server(cfg) as url, httpx.Client(trust_env=False, timeout=10) as client:
+        body = {"model": "m", "messages": marked("draft", sample["problem"])}
+        codes = [client.post(f"{url}/chat/completions", json=body).status_code for _ in range(3)]
+        stats = client.get(url.removesuffix("/v1") + "/sim/stats").json()
+    assert codes == [200, 500, 200]
+    assert (stats["resent_after_success"], stats["answered_again"]) == (2, 1)
