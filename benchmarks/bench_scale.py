@@ -300,9 +300,7 @@ def child(
         rss_trace=rss.samples[:: max(1, len(rss.samples) // 60)],
         run_store_bytes=du_bytes(runs / "scale"),
         frames_bytes=du_bytes(runs / "scale" / "frames") if (runs / "scale" / "frames").exists() else 0,
-        frame_files=count_files(runs / "scale" / "frames", suffix=".jpg")
-        if (runs / "scale" / "frames").exists()
-        else 0,
+        frame_files=count_files(runs / "scale" / "frames", suffix=".jpg"),  # 0 when there is none
         llm_cache_bytes=du_bytes(Path(recipe.cache_path)) if Path(recipe.cache_path).exists() else 0,
         stages={
             k: {

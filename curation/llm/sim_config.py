@@ -118,10 +118,11 @@ def transport_fault(request_hash: str, attempt: int, cfg: SimConfig) -> str | No
 
 def latency_for(request_hash: str, attempt: int, cfg: SimConfig) -> float:
     """Seconds this arrival spends in service; deterministic per (request, attempt)."""
-    if cfg.latency_s == 0 and (cfg.jitter_s == 0 or cfg.latency_sigma is not None):
+    sigma = cfg.latency_sigma
+    if cfg.latency_s == 0 and (sigma is not None or cfg.jitter_s == 0):
         return 0.0
     u = unit_hash(cfg.seed, "latency", request_hash, attempt)
-    if cfg.latency_sigma is not None:
-        z = NormalDist().inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
-        return cfg.latency_s * math.exp(cfg.latency_sigma * z - cfg.latency_sigma**2 / 2)
-    return max(0.0, cfg.latency_s + (2 * u - 1) * cfg.jitter_s)
+    if sigma is None:
+        return max(0.0, cfg.latency_s + (2 * u - 1) * cfg.jitter_s)
+    z = NormalDist().inv_cdf(min(max(u, 1e-12), 1 - 1e-12))  # u is in [0, 1); inv_cdf wants (0, 1)
+    return cfg.latency_s * math.exp(sigma * z - sigma**2 / 2)  # mean latency_s

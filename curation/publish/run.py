@@ -193,7 +193,7 @@ def _publish_into(
             rl_types[rl_row["data_type"]] += 1
             if sid in summary.kept and sid not in cots:
                 missing_process += 1
-            elif sid in summary.kept:
+            elif sid in cots:  # kept ids only
                 process, lin = cots[sid]
                 cot_row = {
                     "id": sid,
