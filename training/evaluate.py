@@ -32,6 +32,7 @@ from training.data import PromptConfig, bare_answer, build_messages, load_rows, 
 from training.rewards import FORMAT_RE
 from training.scoring import extract_answer, mean_relative_accuracy, score_answer
 from training.video_io import MediaLoader, VideoDecodeConfig
+from training.vllm_inputs import vllm_request
 
 logger = logging.getLogger(__name__)
 
@@ -120,15 +121,9 @@ class VLLMGenerator:  # pragma: no cover - needs a GPU and vLLM (not in CI)
             text = self.processor.apply_chat_template(
                 build_messages(row, parts, prompts=self.prompts), add_generation_prompt=True, tokenize=False
             )
-            request: dict[str, Any] = {"prompt": text}
-            videos = [p["video"] for p in parts if p["type"] == "video"]
+            videos = [(p["video"], meta or {}) for p in parts if p["type"] == "video"]
             images = [p["image"] for p in parts if p["type"] == "image"]
-            if videos:
-                # (frames, metadata): vLLM's Qwen2.5-VL processor derives second_per_grid_ts from the fps.
-                request["multi_modal_data"] = {"video": [(videos[0], meta)]}
-            elif images:
-                request["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
-            requests.append(request)
+            requests.append(vllm_request(text, videos, images))
         outputs = self.llm.generate(requests, self.sampling, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 

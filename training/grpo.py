@@ -4,9 +4,9 @@
     accelerate launch --config_file recipes/accelerate/zero3.yaml -m training.grpo --config recipes/...
 
 Stock TRL everywhere except video: TRL 1.16 drops video tensors in its log-prob passes, so video
-prompts go through `training.video_grpo.VideoGRPOTrainer` (a small, tested subclass). With
-`frames_as_images: true` the sampled frames are a list of images and the stock `GRPOTrainer` runs
-unchanged (vLLM supported there). Rewards come from `training.rewards.get_reward_funcs` by name;
+prompts go through `training.video_grpo.VideoGRPOTrainer` (a small, tested subclass; vLLM generation
+in colocate mode). With `frames_as_images: true` the sampled frames are a list of images and the stock
+`GRPOTrainer` runs unchanged (vLLM colocate or server mode). Rewards come from `training.rewards.get_reward_funcs` by name;
 their weights are `reward_weights` (GRPOConfig).
 """
 

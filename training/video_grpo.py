@@ -23,8 +23,15 @@ checks it with a forward hook on the vision tower):
    aux-loss handling stay TRL's.
 
 Image rows (`{"type": "image"}` parts) go through the same path, so a mixed video/image dataset works.
-vLLM generation is not supported in video mode (TRL's vLLM bridge passes images only): use
-`frames_as_images` with stock `GRPOTrainer` for vLLM, or HF generation here.
+
+vLLM generation (`use_vllm`, `vllm_mode: colocate`): TRL's bridge sends token ids plus *images* only,
+so a video prompt would reach vLLM without its pixels. `_tokenize_prompts` also builds, per row, the
+vLLM request of `training.vllm_inputs` (rendered prompt + the same decoded frames and metadata), and
+the rollout swaps it in for TRL's token-id row right at `llm.generate` (`_VideoRequestsLLM`): TRL's
+sampling parameters, weight sync, sleep mode and log-prob extraction stay its own. Vision placeholder
+tokens are banned through `logit_bias`. Not supported, with a clear error: server mode (TRL's
+`vllm-serve` takes token ids and image features only) and tensor parallelism > 1 (TRL gathers a TP
+group's prompts, not our requests).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import torch
 from trl import GRPOTrainer
 
 from training.video_io import MediaLoader, VideoDecodeConfig
+from training.vllm_inputs import banned_tokens_bias, vllm_request
 
 MEDIA_KEY = "media_inputs"
 # Tensors a Qwen2/2.5-VL forward takes per sample; concatenated along dim 0 in batch order.
@@ -47,6 +55,8 @@ _MEDIA_TENSORS = (
     "pixel_values",
     "image_grid_thw",
 )
+# Placeholder and delimiter tokens of the vision inputs: never to be sampled.
+_VISION_TOKENS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
 
 
 def _has_media(prompt: Any) -> bool:
@@ -79,12 +89,7 @@ class VideoGRPOTrainer(GRPOTrainer):
     """GRPOTrainer that carries Qwen video (and image) tensors into every log-prob forward."""
 
     def __init__(self, *args: Any, media_loader: MediaLoader | None = None, **kwargs: Any) -> None:
-        grpo_args = kwargs.get("args")
-        if grpo_args is not None and getattr(grpo_args, "use_vllm", False):
-            raise NotImplementedError(
-                "VideoGRPOTrainer generates with transformers: TRL's vLLM bridge passes images only. "
-                "Use frames_as_images=true (stock GRPOTrainer, vLLM supported) or use_vllm=false."
-            )
+        _check_vllm_settings(kwargs.get("args"))
         super().__init__(*args, **kwargs)
         video_processor = getattr(self.processing_class, "video_processor", None)
         if media_loader is None:
@@ -98,45 +103,59 @@ class VideoGRPOTrainer(GRPOTrainer):
         self.media_loader = media_loader
         self._active_media_getter: Any = None
         self._rollout_media: list[dict[str, torch.Tensor]] | None = None
+        self._rollout_requests: list[dict[str, Any]] | None = None
 
         config = self.model.config
         self._image_token_id = getattr(config, "image_token_id", None)
         self._video_token_id = getattr(config, "video_token_id", None)
         # A sampled vision token in a completion would break the feature/token count of the next forward
         # (VideoRFT issue #23: it then silently fell back to text-only). TRL suppresses the image pad;
-        # suppress the video pad and the vision delimiters too.
+        # suppress the video pad and the vision delimiters too, in whichever engine generates.
+        vision_tokens = [int(t) for t in (getattr(config, n, None) for n in _VISION_TOKENS) if t is not None]
         if getattr(self, "generation_config", None) is not None:
-            suppress = set(self.generation_config.suppress_tokens or [])
-            for name in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
-                token_id = getattr(config, name, None)
-                if token_id is not None:
-                    suppress.add(int(token_id))
-            self.generation_config.suppress_tokens = sorted(suppress)
-            self.generation_kwargs["suppress_tokens"] = sorted(suppress)
+            suppress = sorted(set(self.generation_config.suppress_tokens or []) | set(vision_tokens))
+            self.generation_config.suppress_tokens = suppress
+            self.generation_kwargs["suppress_tokens"] = suppress
+        if self.use_vllm:
+            # A copy: the dict may be the caller's `args.generation_kwargs`; the caller's biases win.
+            vllm_kwargs = dict(self.vllm_generation.generation_kwargs)
+            vllm_kwargs["logit_bias"] = {
+                **banned_tokens_bias(vision_tokens),
+                **(vllm_kwargs.get("logit_bias") or {}),
+            }
+            self.vllm_generation.generation_kwargs = vllm_kwargs
+            self.vllm_generation.llm = _VideoRequestsLLM(self.vllm_generation.llm)
 
     # -- 1. rollout: encode each distinct prompt once -------------------------------------------------
     def _tokenize_prompts(self, prompts: list) -> tuple[list[list[int]], None, dict[str, Any]]:
         if not self._is_vlm or not any(_has_media(p) for p in prompts):
             self._rollout_media = None
+            self._rollout_requests = None
             return super()._tokenize_prompts(prompts)
-        encoded: dict[str, tuple[list[int], dict[str, torch.Tensor]]] = {}
+        encoded: dict[str, tuple[list[int], dict[str, torch.Tensor], dict[str, Any]]] = {}
         prompt_ids: list[list[int]] = []
         media: list[dict[str, torch.Tensor]] = []
+        requests: list[dict[str, Any]] = []
         for prompt in prompts:
             key = _prompt_key(prompt)
             if key not in encoded:
                 encoded[key] = self._encode_prompt(prompt)
-            ids, sample_media = encoded[key]
+            ids, sample_media, request = encoded[key]
             prompt_ids.append(ids)
             media.append(sample_media)
+            requests.append(request)
         self._rollout_media = media
+        self._rollout_requests = requests
         # Generation takes the flat tensors (it never reorders rows); mm_token_type_ids per prompt,
         # left-padded by TRL like the prompt ids.
         fields: dict[str, Any] = _concat_media(media)
         fields["mm_token_type_ids"] = [self._mm_token_types(ids) for ids in prompt_ids]
         return prompt_ids, None, fields
 
-    def _encode_prompt(self, prompt: list[dict[str, Any]]) -> tuple[list[int], dict[str, torch.Tensor]]:
+    def _encode_prompt(
+        self, prompt: list[dict[str, Any]]
+    ) -> tuple[list[int], dict[str, torch.Tensor], dict[str, Any]]:
+        """Prompt ids and media tensors for the transformers forwards, and the same prompt as a vLLM row."""
         videos, metadata, images = [], [], []
         for message in prompt:
             content = message.get("content")
@@ -175,7 +194,8 @@ class VideoGRPOTrainer(GRPOTrainer):
             sample_media["second_per_grid_ts"] = torch.as_tensor(
                 sample_media["second_per_grid_ts"], dtype=torch.float32
             )
-        return enc["input_ids"][0].tolist(), sample_media
+        request = vllm_request(text, list(zip(videos, metadata, strict=True)), images)
+        return enc["input_ids"][0].tolist(), sample_media, request
 
     def _mm_token_types(self, ids: list[int] | torch.Tensor) -> Any:
         """0 text, 1 image pad, 2 video pad (what Qwen's processor returns as `mm_token_type_ids`)."""
@@ -187,9 +207,22 @@ class VideoGRPOTrainer(GRPOTrainer):
             types[t == self._video_token_id] = 2
         return types.tolist() if isinstance(ids, list) else types
 
+    # -- 1b. vLLM rollout: the rows' own requests, pixels included ----------------------------------
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs: Any):
+        requests = self._rollout_requests if self.use_vllm else None
+        if requests is None:
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, **kwargs
+            )
+        with self.vllm_generation.llm.serving(requests):
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, **kwargs
+            )
+
     # -- 2. old / reference log-probs during scoring --------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         self._rollout_media = None
+        self._rollout_requests = None
         # `_tokenize_prompts` (called inside) sets `_rollout_media`; it must be active for the old and
         # reference forwards that TRL runs before returning.
         with self._media_active(lambda: self._rollout_media):
@@ -197,6 +230,7 @@ class VideoGRPOTrainer(GRPOTrainer):
         if self._rollout_media is not None:
             output[MEDIA_KEY] = self._rollout_media
         self._rollout_media = None
+        self._rollout_requests = None
         return output
 
     # -- 3. policy forward ----------------------------------------------------------------------------
@@ -277,6 +311,56 @@ class VideoGRPOTrainer(GRPOTrainer):
             torch.cat(entropies, dim=0) if entropies else None,
             torch.stack(aux_losses).mean() if aux_losses else None,
         )
+
+
+def _check_vllm_settings(args: Any) -> None:
+    """Refuse, before any model is loaded, the vLLM set-ups that cannot carry a video."""
+    if args is None or not getattr(args, "use_vllm", False):
+        return
+    if getattr(args, "vllm_mode", "colocate") != "colocate":
+        raise NotImplementedError(
+            "video prompts cannot go through TRL's vLLM server (it takes token ids and image features "
+            "only): use vllm_mode=colocate, or frames_as_images=true (stock GRPOTrainer, server mode works)"
+        )
+    if getattr(args, "vllm_tensor_parallel_size", 1) != 1:
+        raise NotImplementedError(
+            "video prompts with vLLM need vllm_tensor_parallel_size=1 (TRL gathers a tensor-parallel "
+            "group's token ids, not the video requests); use data parallelism across GPUs instead"
+        )
+
+
+class _VideoRequestsLLM:
+    """The vLLM engine, except that inside `serving(requests)` `generate` sends our rows instead of TRL's.
+
+    TRL's colocate rollout builds one `{"prompt_token_ids": ids}` row per completion (n=1 each, prompts
+    repeated G times, TP = 1) and calls `llm.generate(rows, sampling_params=...)`; row i is completion i
+    of the batch `_tokenize_prompts` encoded, so its request is `requests[i]`. Everything else (weight
+    sync through `llm.llm_engine` / `collective_rpc`, sleep and wake) reaches the engine untouched.
+    """
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self._requests: list[dict[str, Any]] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llm, name)
+
+    @contextmanager
+    def serving(self, requests: list[dict[str, Any]]):
+        self._requests = requests
+        try:
+            yield
+        finally:
+            self._requests = None
+
+    def generate(self, prompts: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._requests is not None:
+            if len(prompts) != len(self._requests):
+                raise RuntimeError(
+                    f"vLLM rollout: {len(prompts)} rows for {len(self._requests)} encoded prompts; rows out of step"
+                )
+            prompts = self._requests
+        return self._llm.generate(prompts, *args, **kwargs)
 
 
 def _concat_media(media: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -73,42 +73,38 @@ def test_grpo_prompts_are_built_on_access(tiny_video_dataset, media_loader):
 # ---- integration: a few real GRPO steps ------------------------------------------------------------
 
 
-def _grpo_overrides(tmp_path, tiny_qwen_dir, dataset, media_root, test_video, **extra):
-    return {
-        "model_name_or_path": str(tiny_qwen_dir),
-        "dataset_name": str(dataset),
-        "media_root": str(media_root),
-        "output_dir": str(tmp_path / "grpo"),
-        **test_video,
-        **extra,
-    }
+@pytest.fixture
+def run_tiny_grpo(tmp_path, tiny_qwen_dir, tiny_video_dataset, media_root, repo_root, test_video):
+    """`run(**overrides) -> (result, hook)`: the tiny recipe on the test videos, vision tower hooked."""
+    from training.grpo import run_grpo
+
+    def run(**overrides):
+        hook = VisionHook()
+        settings = {
+            "model_name_or_path": str(tiny_qwen_dir),
+            "dataset_name": str(tiny_video_dataset),
+            "media_root": str(media_root),
+            "output_dir": str(tmp_path / "grpo"),
+            **test_video,
+            **overrides,
+        }
+        result = run_grpo(repo_root / "recipes/tiny/grpo.yaml", callbacks=[hook.callback], **settings)
+        return result, hook
+
+    return run
 
 
 @pytest.mark.integration
-def test_video_grpo_steps_carry_video_into_the_loss(
-    tmp_path, tiny_qwen_dir, tiny_siglip_dir, tiny_video_dataset, media_root, repo_root, test_video
-):
-    from training.grpo import run_grpo
-
-    hook = VisionHook()
-    result = run_grpo(
-        repo_root / "recipes/tiny/grpo.yaml",
-        callbacks=[hook.callback],
-        **_grpo_overrides(
-            tmp_path,
-            tiny_qwen_dir,
-            tiny_video_dataset,
-            media_root,
-            test_video,
-            reward_funcs=["format", "accuracy", "semantic", "length", "completion_length"],
-            reward_weights=[1.0, 1.0, 1.0, 1.0, 1.0],
-            semantic_model=str(tiny_siglip_dir),
-            max_steps=2,
-            beta=0.04,
-            gradient_accumulation_steps=2,
-            num_generations=4,
-            per_device_train_batch_size=4,
-        ),
+def test_video_grpo_steps_carry_video_into_the_loss(run_tiny_grpo, tiny_siglip_dir):
+    result, hook = run_tiny_grpo(
+        reward_funcs=["format", "accuracy", "semantic", "length", "completion_length"],
+        reward_weights=[1.0, 1.0, 1.0, 1.0, 1.0],
+        semantic_model=str(tiny_siglip_dir),
+        max_steps=2,
+        beta=0.04,
+        gradient_accumulation_steps=2,
+        num_generations=4,
+        per_device_train_batch_size=4,
     )
     assert result["trainer"] == "VideoGRPOTrainer"
     logs = [h for h in result["log_history"] if "loss" in h]
@@ -168,68 +164,135 @@ def test_stock_grpo_trainer_drops_the_video_in_the_loss(
 
 
 @pytest.mark.integration
-def test_frames_as_images_uses_stock_grpo(
-    tmp_path, tiny_qwen_dir, tiny_video_dataset, media_root, repo_root, test_video
-):
-    from training.grpo import run_grpo
-
-    hook = VisionHook()
-    result = run_grpo(
-        repo_root / "recipes/tiny/grpo.yaml",
-        callbacks=[hook.callback],
-        **_grpo_overrides(
-            tmp_path,
-            tiny_qwen_dir,
-            tiny_video_dataset,
-            media_root,
-            test_video,
-            frames_as_images=True,
-            video_num_frames=4,
-            reward_funcs=["format", "completion_length"],
-            reward_weights=[1.0, 1.0],
-            max_steps=1,
-            gradient_accumulation_steps=1,
-            beta=0.0,
-        ),
+def test_frames_as_images_uses_stock_grpo(run_tiny_grpo):
+    result, hook = run_tiny_grpo(
+        frames_as_images=True,
+        video_num_frames=4,
+        reward_funcs=["format", "completion_length"],
+        reward_weights=[1.0, 1.0],
+        max_steps=1,
+        gradient_accumulation_steps=1,
+        beta=0.0,
     )
     assert result["trainer"] == "GRPOTrainer"
     assert hook.with_grad >= 1  # TRL's own image path reaches the loss
 
 
-def test_video_trainer_refuses_vllm(tmp_path):
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"vllm_mode": "server"}, "vllm_mode=colocate"),
+        ({"vllm_tensor_parallel_size": 2}, "tensor_parallel_size=1"),
+    ],
+)
+def test_video_trainer_refuses_vllm_setups_that_cannot_carry_video(tmp_path, settings, message):
     from training.configs import VideoGRPOConfig
     from training.video_grpo import VideoGRPOTrainer
 
-    args = VideoGRPOConfig(output_dir=str(tmp_path), use_vllm=True, bf16=False, report_to="none")
-    with pytest.raises(NotImplementedError, match="frames_as_images"):
+    args = VideoGRPOConfig(output_dir=str(tmp_path), use_vllm=True, bf16=False, report_to="none", **settings)
+    with pytest.raises(NotImplementedError, match=message):
         VideoGRPOTrainer(model="unused", reward_funcs=[], args=args)
 
 
-@pytest.mark.integration
-def test_video_grpo_with_lora(tmp_path, tiny_qwen_dir, tiny_video_dataset, media_root, repo_root, test_video):
-    """LoRA (peft) from the recipe: the reference is the adapter-disabled model, still with the video."""
-    from training.grpo import run_grpo
+class FakeColocatedVLLM:
+    """Stands in for `vllm.LLM` inside TRL's colocate rollout (no vLLM on CPU): records each request and
+    answers with a fixed, well-formed completion plus per-token log-probs, shaped like vLLM's outputs."""
 
-    hook = VisionHook()
-    result = run_grpo(
-        repo_root / "recipes/tiny/grpo.yaml",
-        callbacks=[hook.callback],
-        **_grpo_overrides(
-            tmp_path,
-            tiny_qwen_dir,
-            tiny_video_dataset,
-            media_root,
-            test_video,
-            use_peft=True,
-            lora_r=4,
-            lora_alpha=8,
-            lora_target_modules=["q_proj", "v_proj"],
-            reward_funcs=["completion_length"],
-            reward_weights=[1.0],
-            max_steps=1,
-            gradient_accumulation_steps=1,
-            beta=0.04,
-        ),
+    def __init__(self, completion_ids: list[int]):
+        self.completion_ids = completion_ids
+        self.requests: list[dict] = []
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=False):
+        from types import SimpleNamespace
+
+        self.requests.extend(prompts)
+        logprobs = [{t: SimpleNamespace(logprob=-1.0, rank=1)} for t in self.completion_ids]
+        return [
+            SimpleNamespace(
+                prompt_token_ids=[0],
+                outputs=[SimpleNamespace(token_ids=list(self.completion_ids), logprobs=logprobs)],
+            )
+            for _ in prompts
+        ]
+
+
+@pytest.mark.integration
+def test_video_grpo_with_colocated_vllm_sends_the_frames(
+    run_tiny_grpo, monkeypatch, tiny_video_dataset, media_loader, tiny_processor
+):
+    """TRL's colocate rollout runs for real up to `llm.generate`: each request carries the rendered prompt
+    and the decoded frames with their metadata; vision tokens are banned; the loss still sees the video."""
+    import numpy as np
+    import trl.generation.vllm_generation as vllm_generation
+
+    from training.data import load_rows
+
+    processor = tiny_processor
+    answer = processor.tokenizer.encode("<think>The ball moves.</think><answer>A</answer>")
+    engine = FakeColocatedVLLM(answer + [processor.tokenizer.convert_tokens_to_ids("<|im_end|>")])
+    sampling: list[dict] = []
+    syncs: list[int] = []
+
+    def fake_init(self):  # what `_init_vllm` does in colocate mode, minus starting vLLM
+        self.llm = engine
+
+    monkeypatch.setattr(vllm_generation.VLLMGeneration, "_init_vllm", fake_init)
+    monkeypatch.setattr(vllm_generation.VLLMGeneration, "sync_weights", lambda self: syncs.append(1))
+    monkeypatch.setattr(
+        vllm_generation, "SamplingParams", lambda **kw: sampling.append(kw) or kw, raising=False
+    )
+
+    result, hook = run_tiny_grpo(
+        use_vllm=True,
+        vllm_mode="colocate",
+        reward_funcs=["format", "accuracy"],
+        reward_weights=[1.0, 1.0],
+        max_steps=1,
+        gradient_accumulation_steps=1,
+        beta=0.04,
+    )
+    assert result["trainer"] == "VideoGRPOTrainer"
+    assert syncs, "weights were never pushed to the engine"
+
+    # One request per completion (n=1 each in colocate mode), each with its own video's frames.
+    assert len(engine.requests) == 4 and all(kw["n"] == 1 for kw in sampling)
+    video_pad = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    assert sampling[0]["logit_bias"][video_pad] == -100.0
+    rows = {str(media_loader.path(r["media_path"])): r for r in load_rows(tiny_video_dataset)}
+    for request in engine.requests:
+        assert set(request) == {"prompt", "multi_modal_data"}
+        assert request["prompt"].count("<|video_pad|>") == 1  # vLLM expands it from the pixels
+        ((frames, meta),) = request["multi_modal_data"]["video"]
+        matches = [p for p, r in rows.items() if r["problem"] in request["prompt"]]
+        assert len(matches) == 1
+        clip = media_loader.clip(matches[0])
+        assert frames.dtype == np.uint8 and np.array_equal(frames, clip.frames)
+        assert (
+            meta["fps"] == clip.metadata()["fps"]
+            and meta["frames_indices"] == clip.metadata()["frames_indices"]
+        )
+
+    # The fake engine's answer is right for some rows: its completions reached the rewards ...
+    logs = [h for h in result["log_history"] if "loss" in h]
+    assert logs and logs[0]["rewards/format_reward/mean"] == 1.0
+    # ... and the video reached the policy's own forwards: the old-policy log-probs for vLLM's importance
+    # sampling correction (no grad; generation no longer runs the policy) and the loss (with grad).
+    assert hook.with_grad >= 1 and hook.without_grad >= 1
+
+
+@pytest.mark.integration
+def test_video_grpo_with_lora(run_tiny_grpo, tmp_path):
+    """LoRA (peft) from the recipe: the reference is the adapter-disabled model, still with the video."""
+    result, hook = run_tiny_grpo(
+        use_peft=True,
+        lora_r=4,
+        lora_alpha=8,
+        lora_target_modules=["q_proj", "v_proj"],
+        reward_funcs=["completion_length"],
+        reward_weights=[1.0],
+        max_steps=1,
+        gradient_accumulation_steps=1,
+        beta=0.04,
     )
     assert result["trainer"] == "VideoGRPOTrainer"
     assert hook.with_grad >= 1 and hook.without_grad >= 2  # generation + reference, both with the video
