@@ -272,7 +272,7 @@ def test_video_grpo_with_colocated_vllm_sends_the_frames(
             and meta["frames_indices"] == clip.metadata()["frames_indices"]
         )
 
-    # The fake engine's answer is right for some rows: its completions reached the rewards ...
+    # The fake engine's well-formed completions reached the rewards ...
     logs = [h for h in result["log_history"] if "loss" in h]
     assert logs and logs[0]["rewards/format_reward/mean"] == 1.0
     # ... and the video reached the policy's own forwards: the old-policy log-probs for vLLM's importance
