@@ -37,7 +37,7 @@ group's prompts, not our requests).
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -132,10 +132,10 @@ class VideoGRPOTrainer(GRPOTrainer):
             self._rollout_media = None
             self._rollout_requests = None
             return super()._tokenize_prompts(prompts)
-        encoded: dict[str, tuple[list[int], dict[str, torch.Tensor], dict[str, Any]]] = {}
+        encoded: dict[str, tuple[list[int], dict[str, torch.Tensor], dict[str, Any] | None]] = {}
         prompt_ids: list[list[int]] = []
         media: list[dict[str, torch.Tensor]] = []
-        requests: list[dict[str, Any]] = []
+        requests: list[dict[str, Any] | None] = []
         for prompt in prompts:
             key = _prompt_key(prompt)
             if key not in encoded:
@@ -145,7 +145,7 @@ class VideoGRPOTrainer(GRPOTrainer):
             media.append(sample_media)
             requests.append(request)
         self._rollout_media = media
-        self._rollout_requests = requests
+        self._rollout_requests = requests if self.use_vllm else None
         # Generation takes the flat tensors (it never reorders rows); mm_token_type_ids per prompt,
         # left-padded by TRL like the prompt ids.
         fields: dict[str, Any] = _concat_media(media)
@@ -154,7 +154,7 @@ class VideoGRPOTrainer(GRPOTrainer):
 
     def _encode_prompt(
         self, prompt: list[dict[str, Any]]
-    ) -> tuple[list[int], dict[str, torch.Tensor], dict[str, Any]]:
+    ) -> tuple[list[int], dict[str, torch.Tensor], dict[str, Any] | None]:
         """Prompt ids and media tensors for the transformers forwards, and the same prompt as a vLLM row."""
         videos, metadata, images = [], [], []
         for message in prompt:
@@ -194,7 +194,10 @@ class VideoGRPOTrainer(GRPOTrainer):
             sample_media["second_per_grid_ts"] = torch.as_tensor(
                 sample_media["second_per_grid_ts"], dtype=torch.float32
             )
-        request = vllm_request(text, list(zip(videos, metadata, strict=True)), images)
+        # The vLLM row only when vLLM generates (transformers generation takes the tensors above).
+        request = (
+            vllm_request(text, list(zip(videos, metadata, strict=True)), images) if self.use_vllm else None
+        )
         return enc["input_ids"][0].tolist(), sample_media, request
 
     def _mm_token_types(self, ids: list[int] | torch.Tensor) -> Any:
@@ -209,12 +212,8 @@ class VideoGRPOTrainer(GRPOTrainer):
 
     # -- 1b. vLLM rollout: the rows' own requests, pixels included ----------------------------------
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs: Any):
-        requests = self._rollout_requests if self.use_vllm else None
-        if requests is None:
-            return super()._generate_single_turn(
-                prompt_ids, images, multimodal_fields, num_generations, **kwargs
-            )
-        with self.vllm_generation.llm.serving(requests):
+        requests = self._rollout_requests
+        with self.vllm_generation.llm.serving(requests) if requests is not None else nullcontext():
             return super()._generate_single_turn(
                 prompt_ids, images, multimodal_fields, num_generations, **kwargs
             )

@@ -191,9 +191,7 @@ def _publish_into(
             rl_export.add(split, rl_row, problem_id)
             rl_sources[(rl_row["data_source"], problem_type)] += 1
             rl_types[rl_row["data_type"]] += 1
-            if sid in summary.kept and sid not in cots:
-                missing_process += 1
-            elif sid in cots:  # kept ids only
+            if sid in cots:  # kept ids with their revised CoT
                 process, lin = cots[sid]
                 cot_row = {
                     "id": sid,
@@ -220,6 +218,8 @@ def _publish_into(
                 lengths.append(count_tokens(think_text(cot_row["process"])))
                 for stage in ("caption", "draft", "revise"):
                     models[(stage, getattr(lin, f"model_{stage}"), getattr(lin, f"prompt_hash_{stage}"))] += 1
+            elif sid in summary.kept:
+                missing_process += 1
             problem_id += 1
 
     if missing_process:
