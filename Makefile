@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first: the exact CPU wheel, so nothing pulls the CUDA build.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,scale]"
 	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(1 if u.find_spec('torchvision') else 0)" \
 	  || { echo "torchvision got installed: it breaks transformers here"; exit 1; }
 	@touch $(STAMP)
@@ -49,12 +49,12 @@ bench: setup
 	$(BIN)/python benchmarks/run_all.py --quick
 
 lint: setup
-	$(BIN)/ruff check curation training flows tests benchmarks
-	$(BIN)/ruff format --check curation training flows tests benchmarks
+	$(BIN)/ruff check curation training flows sim_endpoint tests benchmarks
+	$(BIN)/ruff format --check curation training flows sim_endpoint tests benchmarks
 
 format: setup
-	$(BIN)/ruff format curation training flows tests benchmarks
-	$(BIN)/ruff check --fix curation training flows tests benchmarks
+	$(BIN)/ruff format curation training flows sim_endpoint tests benchmarks
+	$(BIN)/ruff check --fix curation training flows sim_endpoint tests benchmarks
 
 clean:
 	rm -rf demo_out runs .pytest_cache

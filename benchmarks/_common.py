@@ -213,11 +213,11 @@ def draft_messages_corpus(n: int, work: Path, seed: int = 0) -> list[list[dict[s
     import yaml
 
     from curation.config import recipe_from_dict
-    from curation.llm import sim_answers
-    from curation.llm.sim_scene import scene_from_meta
     from curation.prompts import load_prompt
     from curation.records import Sample, sample_id
     from curation.stages.draft import draft_messages
+    from sim_endpoint import answers as sim_answers
+    from sim_endpoint.scene import scene_from_meta
 
     ann = base_videos(Path(work) / "media", 20, seed)
     originals = [json.loads(line) for line in ann.read_text().splitlines() if line.strip()]

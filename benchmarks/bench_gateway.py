@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil  # noqa: E402
 
 from curation.llm.gateway import ChatRequest, EndpointConfig, Gateway  # noqa: E402
-from curation.llm.sim_server import SimConfig, reset_sim_stats, running_sim_server, sim_stats  # noqa: E402
+from sim_endpoint.server import SimConfig, reset_sim_stats, running_sim_server, sim_stats  # noqa: E402
 
 SYSTEM = "You are a careful video reasoner.\n[videorft-stage: draft]"
 MODEL = "bench-model"

@@ -165,7 +165,7 @@ def run_distilabel(
 
 def measure(url: str, requests: list, req_file: Path, py: Path | None, repeat: int) -> dict[str, list[dict]]:
     """Every client over the same requests against the endpoint at `url`, `repeat` rounds each."""
-    from curation.llm.sim_server import reset_sim_stats, sim_stats
+    from sim_endpoint.server import reset_sim_stats, sim_stats
 
     results: dict[str, list[dict[str, Any]]] = {}
     for _ in range(repeat):
@@ -245,7 +245,7 @@ def profile_figures(profile: str, results: dict[str, list[dict]]) -> list[dict[s
 
 
 def run(quick: bool = True, n: int | None = None, repeat: int = 1) -> list[dict[str, Any]]:
-    from curation.llm.sim_server import SimConfig, running_sim_server
+    from sim_endpoint.server import SimConfig, running_sim_server
 
     n = n or (1000 if quick else 2000)
     figs: list[dict[str, Any]] = []

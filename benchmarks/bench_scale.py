@@ -233,7 +233,7 @@ def child(
 ) -> dict[str, Any]:
     """One size, one mode, one endpoint, in this (fresh) process."""
     prefect_env(work / "prefect-home")
-    from curation.llm.sim_server import SimConfig, running_sim_server, sim_stats
+    from sim_endpoint.server import SimConfig, running_sim_server, sim_stats
 
     t_data = time.time()
     ann, media = scale_corpus(work / "data", n, N_VIDEOS)
@@ -378,7 +378,7 @@ def _spawn(
 def figures_for(
     res: dict[str, Any], *, small: dict[str, Any] | None, plain: dict[str, Any] | None
 ) -> list[dict]:
-    from curation.llm.sim_server import occupancy
+    from sim_endpoint.server import occupancy
 
     n = res["n"]
     endpoint = res["endpoint"]

@@ -235,7 +235,7 @@ def cache_rows(path: Path) -> int:
 
 def settled_stats(url: str, timeout: float = 30.0) -> dict[str, Any]:
     """The endpoint's counters once nothing is in flight any more (after a kill)."""
-    from curation.llm.sim_server import sim_stats
+    from sim_endpoint.server import sim_stats
 
     deadline = time.time() + timeout
     st = sim_stats(url)
@@ -317,7 +317,7 @@ class Env:
 
 
 def _sim_config(corpus: Corpus, faults: dict[str, float] | None = None, **kw: Any):
-    from curation.llm.sim_server import SimConfig
+    from sim_endpoint.server import SimConfig
 
     return SimConfig(
         annotations=[str(corpus.sim_annotations)],
@@ -334,7 +334,7 @@ def _sim_config(corpus: Corpus, faults: dict[str, float] | None = None, **kw: An
 
 def scenario_faults(env: Env, name: str, faults: dict[str, float]) -> dict[str, Any]:
     """One run with these transport fault rates, then a rerun; every invariant checked."""
-    from curation.llm.sim_server import running_sim_server, sim_stats
+    from sim_endpoint.server import running_sim_server, sim_stats
 
     runs = env.work / f"runs-{name}"
     with running_sim_server(_sim_config(env.corpus, faults, seed=env.seed), subprocess=True) as url:
@@ -418,7 +418,7 @@ def _wait_for_point(
     process ended first or the stage had nothing left."""
     deadline = time.time() + 300
     if stage == "in-flight":  # requests paid for but not yet received: the kill loses their answers
-        from curation.llm.sim_server import sim_stats
+        from sim_endpoint.server import sim_stats
 
         while time.time() < deadline and proc.poll() is None:
             if sim_stats(url)["in_flight"] >= 2:
@@ -458,7 +458,7 @@ def scenario_kills(
 ) -> dict[str, Any]:
     """SIGKILL the CLI's process group once per entry of `kill_stages` (in order, resuming each time),
     then run to completion. The endpoint survives (its own process) and counts across everything."""
-    from curation.llm.sim_server import running_sim_server
+    from sim_endpoint.server import running_sim_server
 
     rng = random.Random(f"{env.seed}/{name}")
     runs = env.work / f"runs-{name}"
@@ -531,7 +531,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 def scenario_full_disk(env: Env, name: str = "full-disk", size_kib: int = 512) -> dict[str, Any]:
     """The run store (and the response cache in it) on a small tmpfs that fills up mid-run; then the
     same mount grown and the run resumed. Skipped (reported) when mounting is not permitted."""
-    from curation.llm.sim_server import running_sim_server, sim_stats
+    from sim_endpoint.server import running_sim_server, sim_stats
 
     mnt = env.work / "small-disk"
     if not _mount_tmpfs(mnt, f"{size_kib}k"):

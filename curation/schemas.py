@@ -2,7 +2,7 @@
 
 One pydantic model per media kind is the single source of truth: the JSON schema sent as
 `response_format` is generated from it, answers are validated against it, and the draft stage reads
-it back. Keep field names stable: they are what the simulated endpoint (`curation/llm/sim_server.py`)
+it back. Keep field names stable: they are what the simulated endpoint (`sim_endpoint/server.py`)
 emits and what the draft prompt shows the reasoning model.
 
 Video answer shape::

@@ -104,7 +104,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_server(args: argparse.Namespace) -> int:
-    from curation.llm.sim_server import main as sim_main
+    from sim_endpoint.server import main as sim_main
 
     return sim_main(args.rest) or 0
 

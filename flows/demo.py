@@ -50,10 +50,10 @@ def demo_recipe(workdir: Path, annotations: Path, base_url: str) -> dict:
 
 
 def run_demo(workdir: Path, n: int = 60, train: bool = False) -> dict:
-    from curation.llm.sim_server import SimConfig, running_sim_server
     from curation.sources.synthetic import generate
     from flows.curate import run_curate
     from flows.progress import progress_bars
+    from sim_endpoint.server import SimConfig, running_sim_server
 
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

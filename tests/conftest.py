@@ -49,7 +49,7 @@ def synth_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sim_base_url(synth_dir):
     """The simulated OpenAI-compatible endpoint, answering for `synth_dir`'s samples."""
-    from curation.llm.sim_server import SimConfig, running_sim_server
+    from sim_endpoint.server import SimConfig, running_sim_server
 
     cfg = SimConfig(annotations=[str(synth_dir / "annotations.jsonl")], latency_s=0.0, jitter_s=0.0)
     with running_sim_server(cfg) as base_url:

@@ -17,7 +17,7 @@ import json
 import pytest
 
 from curation.llm.gateway import ChatRequest, EndpointConfig, Gateway
-from curation.llm.sim_server import SimConfig, running_sim_server, sim_stats
+from sim_endpoint.server import SimConfig, running_sim_server, sim_stats
 
 
 def test_identical_requests_in_flight_are_sent_once(tmp_path):

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_filters_find_exactly_what_the_simulator_planted(synth_dir):
-    from curation.llm import sim_answers
-    from curation.llm.sim_config import SimConfig, plants
-    from curation.llm.sim_scene import scene_from_meta
+    from sim_endpoint import answers as sim_answers
+    from sim_endpoint.config import SimConfig, plants
+    from sim_endpoint.scene import scene_from_meta
 
     ann = synth_dir / "annotations.jsonl"
     cfg = SimConfig(annotations=[str(ann)], leak_share=0.5, leak_survives_share=0.6)

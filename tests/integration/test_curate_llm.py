@@ -7,9 +7,9 @@ import time
 import pandas as pd
 import pytest
 
-from curation.llm.sim_server import SimConfig, reset_sim_stats, running_sim_server, sim_stats
 from curation.sources.synthetic import generate
 from flows.curate import run_curate
+from sim_endpoint.server import SimConfig, reset_sim_stats, running_sim_server, sim_stats
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import pytest
 from datasets import load_dataset, load_from_disk
 
 from curation.filters.base import count_tokens, think_text
-from curation.llm.sim_config import plants
-from curation.llm.sim_server import SimConfig, reset_sim_stats, running_sim_server, sim_stats
 from flows.curate import run_curate
+from sim_endpoint.config import plants
+from sim_endpoint.server import SimConfig, reset_sim_stats, running_sim_server, sim_stats
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from curation.llm.gateway import ChatRequest, EndpointConfig, Gateway
-from curation.llm.sim_server import SimConfig, running_sim_server
+from sim_endpoint.server import SimConfig, running_sim_server
 
 SECRET = "sk-test-SECRET-123"
 KEY_ENV = "VIDEORFT_TEST_API_KEY"

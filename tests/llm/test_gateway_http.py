@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from curation.llm.sim_server import FaultRates, SimConfig, reset_sim_stats, running_sim_server, sim_stats
+from sim_endpoint.server import FaultRates, SimConfig, reset_sim_stats, running_sim_server, sim_stats
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ import json
 import httpx
 import pytest
 
-from curation.llm import sim_answers as answers
-from curation.llm.sim_config import (
+from curation.records import sample_id
+from sim_endpoint import answers
+from sim_endpoint.config import (
     SIM_MODEL_NAME,
     FaultRates,
     SimConfig,
@@ -16,9 +17,8 @@ from curation.llm.sim_config import (
     plants,
     transport_fault,
 )
-from curation.llm.sim_scene import scene_from_meta
-from curation.llm.sim_server import load_samples, occupancy, running_sim_server
-from curation.records import sample_id
+from sim_endpoint.scene import scene_from_meta
+from sim_endpoint.server import load_samples, occupancy, running_sim_server
 
 LEAKS = answers.LEAK_PHRASES
 

@@ -163,8 +163,8 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
     }
 
     # While the server migrates its fresh database: data, tiny model, simulated endpoint.
-    from curation.llm.sim_server import SimConfig, running_sim_server
     from curation.sources.synthetic import generate
+    from sim_endpoint.server import SimConfig, running_sim_server
     from training.tiny_qwen import build_tiny_qwen25vl
 
     annotations = generate(tmp_path / "synth", N_SAMPLES, seed=SEED)

@@ -16,8 +16,9 @@ import json
 import re
 from typing import Any
 
-from curation.llm.sim_config import Plants
-from curation.llm.sim_scene import (
+from curation.records import FREE_FORM, MULTIPLE_CHOICE, NUMERICAL, OCR, REGRESSION
+from sim_endpoint.config import Plants
+from sim_endpoint.scene import (
     Scene,
     coarse_time,
     coarsen_times,
@@ -27,7 +28,6 @@ from curation.llm.sim_scene import (
     region_phrase,
     spatial_relations,
 )
-from curation.records import FREE_FORM, MULTIPLE_CHOICE, NUMERICAL, OCR, REGRESSION
 
 STAGES: tuple[str, ...] = ("caption", "draft", "revise")
 STAGE_MARKERS: dict[str, str] = {s: f"[videorft-stage: {s}]" for s in STAGES}

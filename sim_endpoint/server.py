@@ -6,7 +6,7 @@ It serves the demo, the tests and the benchmarks:
 
 - `POST /v1/chat/completions`: finds the sample by the `X-Videorft-Sample-Id` header among the
   synthetic `annotations.jsonl` files it loaded, the stage by the `[videorft-stage: ...]` marker
-  in the prompt, and answers from the sample's `meta` (see sim_answers.py). Unknown samples get a
+  in the prompt, and answers from the sample's `meta` (see answers.py). Unknown samples get a
   valid, clearly generic answer.
 - Transport realism: latency (mean ± jitter), a capacity (requests in service at once; the rest
   queue), and faults (500, 429 + Retry-After, hang past the client's timeout, malformed JSON body,
@@ -43,8 +43,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from curation.llm import sim_answers as answers
-from curation.llm.sim_config import (
+from curation.records import sample_id
+from sim_endpoint import answers
+from sim_endpoint.config import (
     FAULT_KINDS,
     SIM_MODEL_NAME,
     FaultRates,
@@ -55,8 +56,7 @@ from curation.llm.sim_config import (
     transport_fault,
     unit_hash,
 )
-from curation.llm.sim_scene import scene_from_meta
-from curation.records import sample_id
+from sim_endpoint.scene import scene_from_meta
 
 __all__ = [
     "FAULT_KINDS",
@@ -487,7 +487,7 @@ def running_sim_server(
 def _running_in_subprocess(cfg: SimConfig, startup_timeout_s: float) -> Iterator[str]:
     import subprocess as sp
 
-    cmd = [sys.executable, "-m", "curation.llm.sim_server", "--config-json", cfg.model_dump_json()]
+    cmd = [sys.executable, "-m", "sim_endpoint.server", "--config-json", cfg.model_dump_json()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = sp.Popen(cmd, stdout=sp.PIPE, text=True, env=env)
     try:
