@@ -132,20 +132,46 @@ def _flag_overrides(rest: list[str]) -> dict[str, Any]:
     return {k: (v[0] if len(v) == 1 else v) if v else "true" for k, v in out.items()}
 
 
-def _run_training(stage: str, args: argparse.Namespace) -> int:
-    from training.launch import launch, run_stage
+TRAIN_USAGE = (
+    "videorft {cmd} RECIPE [--accelerate-config NAME|FILE] [--num-processes N] [--key value ...]\n"
+    "(launch options and recipe overrides in any order; NAME is one of recipes/accelerate/: ddp, zero2, "
+    "zero3; --resume false starts a training run fresh)"
+)
 
-    overrides = _flag_overrides(args.rest)
-    if args.accelerate_config or args.num_processes:
-        launch(
-            stage,
-            args.recipe,
-            accelerate_config=args.accelerate_config,
-            num_processes=args.num_processes,
-            overrides=overrides,
-        )
+
+def _run_training(stage: str, args: argparse.Namespace) -> int:
+    import subprocess
+
+    from training.launch import launch, parse_launch_args, run_stage
+    from training.supervise import Terminated
+
+    cmd = "eval" if stage == "eval" else f"train {stage}"
+    if any(tok in ("-h", "--help") for tok in args.args):
+        print("usage: " + TRAIN_USAGE.format(cmd=cmd))
         return 0
-    result = run_stage(stage, args.recipe, **overrides)
+    try:
+        parsed = parse_launch_args(args.args)
+    except ValueError as err:
+        print(f"error: {err}\nusage: {TRAIN_USAGE.format(cmd=cmd)}", file=sys.stderr)
+        return 2
+    overrides = _flag_overrides(parsed.override_tokens)
+    if parsed.accelerate_config or parsed.num_processes:
+        try:
+            launch(
+                stage,
+                parsed.recipe,
+                accelerate_config=parsed.accelerate_config,
+                num_processes=parsed.num_processes,
+                overrides=overrides,
+            )
+        except subprocess.CalledProcessError as err:
+            print(f"error: {cmd} failed (exit status {err.returncode})", file=sys.stderr)
+            return err.returncode if err.returncode > 0 else 1
+        except Terminated:
+            print(f"{cmd}: terminated; every rank was stopped", file=sys.stderr)
+            return Terminated.exit_code
+        return 0
+    result = run_stage(stage, parsed.recipe, **overrides)
     print(
         json.dumps(
             {k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str
@@ -225,17 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="run a training stage from a recipe (TRL)")
     t.add_argument("stage", choices=("sft", "grpo"))
-    t.add_argument("recipe")
-    t.add_argument("--accelerate-config", help="run through `accelerate launch` (a path or ddp|zero2|zero3)")
-    t.add_argument("--num-processes", type=int, help="processes (GPUs) for accelerate launch")
-    t.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides, e.g. --max_steps 3")
+    # Parsed by training.launch.parse_launch_args: RECIPE, --accelerate-config, --num-processes and
+    # --key value overrides in any order (argparse would take options after RECIPE as overrides).
+    t.add_argument("args", nargs=argparse.REMAINDER, help=TRAIN_USAGE.format(cmd="train sft|grpo"))
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a model on a held-out set with the shared scorers")
-    e.add_argument("recipe")
-    e.add_argument("--accelerate-config")
-    e.add_argument("--num-processes", type=int)
-    e.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides")
+    e.add_argument("args", nargs=argparse.REMAINDER, help=TRAIN_USAGE.format(cmd="eval"))
     e.set_defaults(func=cmd_eval)
 
     dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")

@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -125,26 +124,22 @@ def launch_command(
 def stream_subprocess(
     cmd: list[str], logger: Any, cwd: str | Path | None = None, env: dict[str, str] | None = None
 ) -> int:
-    """Run `cmd`, forwarding each output line to `logger` as it arrives; returns the exit status."""
+    """Run `cmd`, forwarding each output line to `logger` as it arrives; returns the exit status.
+
+    Cancelling the flow run (Prefect raises into this process) or SIGTERM ends the launcher and every
+    rank it started (`training.supervise`), instead of leaving them on the GPUs."""
+    from training.supervise import run_supervised
+
     logger.info("launching: %s", " ".join(cmd))
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("PYTHONUNBUFFERED", "1")
-    with subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=run_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-        errors="replace",
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line:
-                logger.info(line)
-        return proc.wait()
+
+    def forward(line: str) -> None:
+        line = line.rstrip()
+        if line:
+            logger.info(line)
+
+    return run_supervised(cmd, cwd=cwd, env=run_env, on_line=forward)
 
 
 @contextlib.contextmanager

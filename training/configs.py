@@ -108,6 +108,12 @@ class GRPOScriptArguments(VideoScriptArguments):
         return params
 
 
+RESUME_HELP = (
+    "auto|true: continue from the last checkpoint-N in output_dir (weights, optimizer, scheduler, RNG); "
+    "false: start fresh (earlier checkpoints are moved aside); or a checkpoint folder."
+)
+
+
 @dataclass
 class VideoSFTConfig(trl.SFTConfig):
     """`SFTConfig` with the defaults collate-time conversations need.
@@ -121,6 +127,7 @@ class VideoSFTConfig(trl.SFTConfig):
     remove_unused_columns: bool | None = False
     dataset_kwargs: dict[str, Any] | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
     max_length: int | None = None
+    resume: str = field(default="auto", metadata={"help": RESUME_HELP})
 
 
 @dataclass
@@ -128,6 +135,7 @@ class VideoGRPOConfig(trl.GRPOConfig):
     """`GRPOConfig`; the reward functions need the raw columns (solution, problem_type, media_path)."""
 
     remove_unused_columns: bool | None = False
+    resume: str = field(default="auto", metadata={"help": RESUME_HELP})
 
 
 @dataclass

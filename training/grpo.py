@@ -20,6 +20,7 @@ from typing import Any
 
 from trl import GRPOTrainer, ModelConfig, TrlParser, get_peft_config
 
+from training.checkpoints import use_checkpoint_loader
 from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe, to_dict
 from training.data import PromptConfig, load_rows, prompt_hashes, with_grpo_prompts
 from training.rewards import get_reward_funcs
@@ -103,6 +104,7 @@ def main(
         trainer = GRPOTrainer(**trainer_kwargs)
     else:
         trainer = VideoGRPOTrainer(**trainer_kwargs, media_loader=loader)
+    use_checkpoint_loader(trainer)  # resume loads the checkpoint's weights (training/checkpoints.py)
 
     # ---- Train ------------------------------------------------------------------------------------
     started = time.perf_counter()

@@ -19,6 +19,7 @@ from typing import Any
 
 from trl import ModelConfig, SFTTrainer, TrlParser, get_peft_config
 
+from training.checkpoints import use_checkpoint_loader
 from training.configs import VideoScriptArguments, VideoSFTConfig, parse_recipe, to_dict
 from training.data import SFT_COLUMNS, PromptConfig, SFTCollator, check_columns, load_rows, prompt_hashes
 from training.run_setup import setup_run
@@ -96,6 +97,7 @@ def main(
         peft_config=get_peft_config(model_args),
         callbacks=callbacks,
     )
+    use_checkpoint_loader(trainer)  # resume loads the checkpoint's weights (training/checkpoints.py)
 
     # ---- Train ------------------------------------------------------------------------------------
     started = time.perf_counter()
