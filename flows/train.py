@@ -161,6 +161,12 @@ def _forward_library_logs(names: tuple[str, ...] = ("training", "trl")) -> Itera
             lg.removeHandler(handler)
 
 
+def launch_env(accelerate_config: str | None) -> dict[str, str]:
+    from training.launch import launch_env as env_for
+
+    return env_for(accelerate_config)
+
+
 def _run_inprocess(stage: str, recipe: str, overrides: dict[str, Any]) -> dict[str, Any]:
     from training.launch import run_stage
 
@@ -254,7 +260,9 @@ def run_training(
         cmd = launch_command(
             stage, recipe, ov, accelerate_config if mode == "accelerate" else None, num_processes
         )
-        rc = stream_subprocess(cmd, logger)
+        rc = stream_subprocess(
+            cmd, logger, env=launch_env(accelerate_config if mode == "accelerate" else None)
+        )
         if rc != 0:
             raise RuntimeError(f"{stage} exited with status {rc} (command: {' '.join(cmd)})")
         returned = {}

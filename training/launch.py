@@ -13,6 +13,7 @@ per GPU, which only a launcher can give, so `accelerate_command` builds that com
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -82,6 +83,20 @@ def _needs_own_port(accelerate_config: str | Path | None) -> bool:
     return int(data.get("num_machines") or 1) == 1 and not data.get("main_process_port")
 
 
+def launch_env(accelerate_config: str | Path | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The launcher's environment: `base` (default: this process's), plus `ACCELERATE_USE_CPU=true` when
+    the config says `use_cpu: true` (accelerate does not pass that on to the ranks of a MULTI_GPU launch,
+    and TrainingArguments then never sets up the process group on a machine without GPUs)."""
+    env = dict(os.environ if base is None else base)
+    if accelerate_config is not None:
+        import yaml
+
+        data = yaml.safe_load(resolve_accelerate_config(accelerate_config).read_text()) or {}
+        if data.get("use_cpu"):
+            env["ACCELERATE_USE_CPU"] = "true"
+    return env
+
+
 def accelerate_command(
     stage: str,
     recipe: str | Path,
@@ -119,6 +134,7 @@ def launch(
     check: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run `accelerate launch` for a stage and wait; output goes to this process's stdout/stderr.
+    Relative paths (recipe, overrides) resolve against `cwd`, by default this process's own.
 
     SIGTERM or Ctrl-C here ends every rank (`training.supervise`), then raises."""
     from training.supervise import run_supervised
@@ -127,7 +143,7 @@ def launch(
         stage, recipe, accelerate_config=accelerate_config, num_processes=num_processes, overrides=overrides
     )
     print("+", shlex.join(cmd), flush=True)
-    returncode = run_supervised(cmd, cwd=cwd or REPO_ROOT)
+    returncode = run_supervised(cmd, cwd=cwd, env=launch_env(accelerate_config))
     if check and returncode != 0:
         raise subprocess.CalledProcessError(returncode, cmd)
     return subprocess.CompletedProcess(cmd, returncode)
