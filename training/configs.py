@@ -113,6 +113,11 @@ RESUME_HELP = (
     "false: start fresh (earlier checkpoints are moved aside); or a checkpoint folder."
 )
 
+STOP_HELP = (
+    "End the run at this optimizer step while the LR schedule keeps the horizon of num_train_epochs "
+    "(training/schedule.py: VideoRFT's cosine over one RL epoch, stopped at 1K steps)."
+)
+
 
 @dataclass
 class VideoSFTConfig(trl.SFTConfig):
@@ -128,6 +133,7 @@ class VideoSFTConfig(trl.SFTConfig):
     dataset_kwargs: dict[str, Any] | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
     max_length: int | None = None
     resume: str = field(default="auto", metadata={"help": RESUME_HELP})
+    stop_after_steps: int | None = field(default=None, metadata={"help": STOP_HELP})
 
 
 @dataclass
@@ -136,6 +142,7 @@ class VideoGRPOConfig(trl.GRPOConfig):
 
     remove_unused_columns: bool | None = False
     resume: str = field(default="auto", metadata={"help": RESUME_HELP})
+    stop_after_steps: int | None = field(default=None, metadata={"help": STOP_HELP})
 
 
 @dataclass

@@ -25,6 +25,7 @@ from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe,
 from training.data import PromptConfig, load_rows, prompt_hashes, with_grpo_prompts
 from training.rewards import get_reward_funcs
 from training.run_setup import setup_run
+from training.schedule import schedule_callbacks
 from training.tiny_qwen import load_model_and_processor
 from training.video_grpo import VideoGRPOTrainer
 from training.video_io import MediaLoader, VideoDecodeConfig
@@ -98,7 +99,7 @@ def main(
         "eval_dataset": eval_dataset,
         "processing_class": processor,
         "peft_config": get_peft_config(model_args),
-        "callbacks": callbacks,
+        "callbacks": schedule_callbacks(training_args, callbacks),
     }
     if script_args.frames_as_images:
         trainer = GRPOTrainer(**trainer_kwargs)

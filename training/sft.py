@@ -23,6 +23,7 @@ from training.checkpoints import use_checkpoint_loader
 from training.configs import VideoScriptArguments, VideoSFTConfig, parse_recipe, to_dict
 from training.data import SFT_COLUMNS, PromptConfig, SFTCollator, check_columns, load_rows, prompt_hashes
 from training.run_setup import setup_run
+from training.schedule import schedule_callbacks
 from training.tiny_qwen import load_model_and_processor
 from training.video_io import MediaLoader, VideoDecodeConfig
 
@@ -95,7 +96,7 @@ def main(
         eval_dataset=eval_dataset,
         processing_class=processor,
         peft_config=get_peft_config(model_args),
-        callbacks=callbacks,
+        callbacks=schedule_callbacks(training_args, callbacks),
     )
     use_checkpoint_loader(trainer)  # resume loads the checkpoint's weights (training/checkpoints.py)
 
