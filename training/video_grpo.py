@@ -283,11 +283,22 @@ class VideoGRPOTrainer(GRPOTrainer):
             raise ValueError("VideoGRPOTrainer owns the media: do not also pass an `images` column")
         batch_size = batch_size or input_ids.size(0)
         device = input_ids.device
+        # No-grad passes (old and reference log-probs): the G completions of a prompt share one media
+        # dict, so each distinct prompt's video is encoded once for the whole pass and the embeddings are
+        # handed to the model (`mm_encoder_outputs`). The policy pass (grad enabled) keeps the pixels, so
+        # the vision tower stays in the graph.
+        encoded = None
+        if not torch.is_grad_enabled():
+            vlm = _vlm(model, self.accelerator)
+            if _accepts_encoder_outputs(vlm):
+                encoded = _encode_distinct_media(vlm, media, device)
         logps, entropies, aux_losses = [], [], []
         for start in range(0, input_ids.size(0), batch_size):
             end = min(start + batch_size, input_ids.size(0))
             ids = input_ids[start:end]
             extra = {k: v.to(device) for k, v in _concat_media(media[start:end]).items()}
+            if encoded is not None:
+                extra = _with_encoder_outputs(extra, media[start:end], encoded)
             mm_types = self._mm_token_types(ids)
             mm_types[:, ids.size(1) - logits_to_keep :] = 0  # completion tokens are text
             extra["mm_token_type_ids"] = mm_types
@@ -370,3 +381,71 @@ def _concat_media(media: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
         if parts:
             out[key] = torch.cat([torch.as_tensor(p) for p in parts], dim=0)
     return out
+
+
+# ---- encoder outputs shared by the G completions of a prompt (no-grad passes) ------------------------
+
+_PIXELS = {"video": ("pixel_values_videos", "video_grid_thw"), "image": ("pixel_values", "image_grid_thw")}
+
+
+def _vlm(model: Any, accelerator: Any) -> Any:
+    """The `...ForConditionalGeneration` under the DDP / DeepSpeed and PEFT wrappers."""
+    model = accelerator.unwrap_model(model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _accepts_encoder_outputs(vlm: Any) -> bool:
+    """Whether the model takes precomputed vision features (`mm_encoder_outputs`, transformers 5.2x's
+    Qwen2/2.5-VL); other models keep the pixel path."""
+    import inspect
+
+    forward = getattr(getattr(vlm, "model", None), "forward", None)
+    return (
+        forward is not None
+        and hasattr(vlm, "get_video_features")
+        and "mm_encoder_outputs" in inspect.signature(forward).parameters
+    )
+
+
+def _encode_distinct_media(
+    model: Any, media: list[dict[str, torch.Tensor]], device: torch.device
+) -> dict[tuple[int, str], tuple[torch.Tensor, ...]]:
+    """Per distinct media dict (by identity) and modality, the vision tower's per-video (per-image)
+    embeddings: one tower call per modality for all distinct samples of the pass."""
+    distinct = list({id(m): m for m in media}.values())
+    out: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
+    for modality, (pixels_key, grid_key) in _PIXELS.items():
+        owners = [m for m in distinct if pixels_key in m]
+        if not owners:
+            continue
+        pixels = torch.cat([torch.as_tensor(m[pixels_key]) for m in owners]).to(device)
+        grids = torch.cat([torch.as_tensor(m[grid_key]) for m in owners]).to(device)
+        encode = model.get_video_features if modality == "video" else model.get_image_features
+        features = encode(pixels, grids, return_dict=True).pooler_output
+        i = 0
+        for m in owners:
+            n = int(torch.as_tensor(m[grid_key]).shape[0])
+            out[(id(m), modality)] = tuple(features[i : i + n])
+            i += n
+    return out
+
+
+def _with_encoder_outputs(
+    extra: dict[str, Any],
+    chunk_media: list[dict[str, torch.Tensor]],
+    encoded: dict[tuple[int, str], tuple[torch.Tensor, ...]],
+) -> dict[str, Any]:
+    """The chunk's forward inputs with the pixels replaced by the shared embeddings (grids, frame times
+    and token types stay: Qwen's M-RoPE positions need them)."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    extra = dict(extra)
+    outputs: dict[str, Any] = {}
+    for modality, (pixels_key, _) in _PIXELS.items():
+        features = [f for m in chunk_media for f in encoded.get((id(m), modality), ())]
+        if features:
+            extra.pop(pixels_key, None)
+            outputs[modality] = BaseModelOutputWithPooling(pooler_output=tuple(features))
+    if outputs:
+        extra["mm_encoder_outputs"] = outputs
+    return extra
