@@ -188,6 +188,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return _run_training("eval", args)
 
 
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from training.export import export_model
+
+    out = export_model(args.src, args.out, dtype=args.dtype, overwrite=args.overwrite)
+    print(f"exported {args.src} -> {out} (vllm serve {out}; AutoProcessor / AutoModelForImageTextToText)")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from flows.deploy import deploy_all
 
@@ -259,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a model on a held-out set with the shared scorers")
     e.add_argument("args", nargs=argparse.REMAINDER, help=TRAIN_USAGE.format(cmd="eval"))
     e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("export-model", help="a training output as a folder vLLM and stock transformers load")
+    x.add_argument("src", help="a training output_dir or one of its checkpoint-N folders")
+    x.add_argument("out")
+    x.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="cast the weights")
+    x.add_argument("--overwrite", action="store_true")
+    x.set_defaults(func=cmd_export_model)
 
     dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")
     dp.add_argument("--prefect-file", default="prefect.yaml")

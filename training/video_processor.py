@@ -51,6 +51,9 @@ IMAGE_MIN_PIXELS = 4 * 28 * 28
 IMAGE_MAX_PIXELS = 256 * 28 * 28
 
 VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
+# The class name saved configs carry: the stock transformers class (torchvision backend) that this
+# numpy processor reproduces, so stock tools load our outputs.
+STOCK_VIDEO_PROCESSOR = "Qwen2VLVideoProcessor"
 
 
 def ensure_video_processor_mixin_exported() -> None:
@@ -285,8 +288,18 @@ class NumpyQwen2VLVideoProcessor(VideoProcessorMixin):
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "video_processor_type": type(self).__name__,
+        """What the stock `Qwen2VLVideoProcessor` saves for the same settings, key for key (and its class
+        name), so `AutoProcessor`, vLLM and eval tools with torchvision load our outputs as stock ones
+        (training/stock_processor.py; tests/training/test_stock_processor.py)."""
+        stock = {
+            "video_processor_type": STOCK_VIDEO_PROCESSOR,
+            "do_convert_rgb": True,
+            "do_sample_frames": False,  # frames come pre-sampled (training.video_io)
+            "max_video_tokens": 128000,
+            "resample": 3,  # PIL bicubic
+            "return_metadata": bool(getattr(self, "return_metadata", False)),
+        }
+        own = {
             "size": dict(self.size),
             "patch_size": self.patch_size,
             "temporal_patch_size": self.temporal_patch_size,
@@ -302,6 +315,7 @@ class NumpyQwen2VLVideoProcessor(VideoProcessorMixin):
             "max_frames": self.max_frames,
             "fps": self.fps,
         }
+        return {**stock, **{k: v for k, v in own.items() if v is not None}}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any):  # type: ignore[override]
