@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test test-unit test-integration test-slow bench lint format clean
+.PHONY: setup demo test test-unit test-integration test-slow test-stock bench lint format clean
 
 setup: $(STAMP)
 	@scripts/ensure_chromium.sh
@@ -44,6 +44,14 @@ test-integration: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow -q
+
+# Our outputs in *stock* transformers with torchvision (AutoProcessor + AutoModelForImageTextToText +
+# generate on a video), in a separate venv (~5.5 GB: torchvision's wheel needs the CUDA torch build).
+test-stock: setup
+	@test -x .venv-stock/bin/python || { $(PY) -m venv .venv-stock && .venv-stock/bin/python -m pip install -q \
+	  "torch==2.14.1" "torchvision==0.29.1" "transformers==5.23.0" pillow; }
+	$(BIN)/python scripts/make_stock_outputs.py runs/stock-check
+	.venv-stock/bin/python scripts/check_stock_load.py runs/stock-check/sft runs/stock-check/grpo runs/stock-check/export
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --quick
