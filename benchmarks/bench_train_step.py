@@ -344,6 +344,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--no-grad-ckpt", action="store_true")
     parser.add_argument(
+        "--pixel-no-grad-passes",
+        action="store_true",
+        help="GRPO: encode the video G times in the reference/old log-prob passes (the old path), to "
+        "measure what sharing one encoding per prompt saves",
+    )
+    parser.add_argument(
         "--workdir", default=None, help="keeps the 3B folder between runs (default: a temp dir)"
     )
     a = parser.parse_args(argv)
@@ -358,6 +364,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     if a.tiny:
         torch.set_num_threads(1)  # see tests/training/conftest.py: 2 contended cores
+    if a.pixel_no_grad_passes:
+        import training.video_grpo as video_grpo
+
+        video_grpo._accepts_encoder_outputs = lambda vlm: False
     a.steps = a.steps or (4 if a.tiny else 3)
     a.frames = a.frames or (8 if a.tiny else 16)
     a.max_pixels = a.max_pixels or (56 * 56 if a.tiny else VIDEO_PIXELS)
