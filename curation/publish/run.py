@@ -16,6 +16,8 @@ Layout::
 
 Everything is written into a hidden temporary folder and renamed into place at the end, so a
 crashed publish never leaves a half-written version and `latest` only ever names complete ones.
+Publishing rows that an existing version already holds (same content hash) makes no new folder:
+that version is reused, and `latest` stays where it is when it already names it (versions.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from curation.publish.collect import kept_cots, sanitize, summarise_run
 from curation.publish.config import PublishConfig
 from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL, JsonlExporter
 from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
+from curation.publish.versions import same_content_version, write_latest
 from curation.records import OK, normalize_problem_type
 from curation.store import RunStore
 from curation.store.atomic import atomic_write_bytes, atomic_write_json
@@ -56,6 +59,8 @@ class PublishResult:
     version: str  # folder name: "<version>-<content hash[:8]>"
     content_hash: str = ""
     splits: dict[str, dict[str, int]] = field(default_factory=dict)  # set -> split -> rows
+    # True when an existing version already held exactly these rows and was reused as is.
+    reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as strings), e.g. for the run manifest's `publish` entry."""
@@ -69,6 +74,7 @@ class PublishResult:
             "version": self.version,
             "content_hash": self.content_hash,
             "splits": self.splits,
+            "reused": self.reused,
         }
 
 
@@ -101,19 +107,36 @@ def publish_run(
         result = _publish_into(
             store, tmp, cfg, run_name=run_name, lineage=lineage, base_version=base_version, created_at=now
         )
-        final = root / result.version
-        if final.exists():
-            # Same version label and same content hash: the same data. Replace it whole.
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        existing = same_content_version(root, result.content_hash, cfg.version)
+        if existing is not None:
+            # The same rows are already published: keep that folder (and its card) untouched.
+            shutil.rmtree(tmp)
+            final, result.version, result.reused = root / existing, existing, True
+        else:
+            final = root / result.version
+            os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_bytes(root / "latest", (result.version + "\n").encode("utf-8"))
+    moved = write_latest(root, result.version)
     result = _relocate(result, tmp, final)
-    log.info(
-        "published %s: %d CoT rows, %d RL rows -> %s", result.version, result.cot_rows, result.rl_rows, final
-    )
+    if result.reused:
+        log.info(
+            "published content unchanged: reusing version %s (%d CoT rows, %d RL rows)%s -> %s",
+            result.version,
+            result.cot_rows,
+            result.rl_rows,
+            "; latest now names it" if moved else "; latest unchanged",
+            final,
+        )
+    else:
+        log.info(
+            "published %s: %d CoT rows, %d RL rows -> %s",
+            result.version,
+            result.cot_rows,
+            result.rl_rows,
+            final,
+        )
     if cfg.push_to_hub:
         from curation.publish.hub import push_to_hub
 
@@ -217,7 +240,8 @@ def _publish_into(
                 cot_types[cot_row["data_type"]] += 1
                 lengths.append(count_tokens(think_text(cot_row["process"])))
                 for stage in ("caption", "draft", "revise"):
-                    models[(stage, getattr(lin, f"model_{stage}"), getattr(lin, f"prompt_hash_{stage}"))] += 1
+                    served, asked = getattr(lin, f"model_{stage}"), lin.requested.get(stage, "")
+                    models[(stage, served, asked, getattr(lin, f"prompt_hash_{stage}"))] += 1
             elif sid in summary.kept:
                 missing_process += 1
             problem_id += 1
@@ -235,6 +259,8 @@ def _publish_into(
     version = f"{base_version}-{content_hash[:8]}"
     clean_lineage = sanitize(dict(lineage))
     created = created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Model names can be local paths (in-process backends): sanitised like the lineage.
+    prov = sanitize(card_lib.provenance(clean_lineage, models))
 
     common = {
         "version": version,
@@ -246,6 +272,7 @@ def _publish_into(
         "funnel": card_lib.funnel(summary),
         "rejections": card_lib.rejection_table(summary, cfg.max_reason_rows),
         "models": card_lib.models_table(models),
+        "provenance": prov,
         "lineage": card_lib.lineage_items({"run_name": run_name, **clean_lineage}),
     }
     pretty = cfg.pretty_name or cfg.name
@@ -270,7 +297,12 @@ def _publish_into(
         context = {
             **common,
             "metadata": card_lib.card_metadata(
-                pretty_name=pretty_name, license=cfg.license, rows=rows, splits=split_names, tags=cfg.tags
+                pretty_name=pretty_name,
+                license=cfg.license,
+                rows=rows,
+                splits=split_names,
+                tags=cfg.tags,
+                provenance=prov,
             ),
             "pretty_name": pretty_name,
             "rows": rows,
@@ -314,6 +346,7 @@ def _publish_into(
             "test_fraction": cfg.test_fraction,
             "not_published_missing_process": missing_process,
             "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in common["funnel"]},
+            "provenance": prov,
             "lineage": clean_lineage,
         },
     )
