@@ -50,6 +50,9 @@ def cmd_curate(args: argparse.Namespace) -> int:
             hub_token_env=args.hub_token_env,
         )
     _print_summary(manifest)
+    from flows.next_steps import closing_lines
+
+    print("\n".join(closing_lines(manifest)))
     return 0
 
 
@@ -99,7 +102,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     limit = MAX_SAMPLES if args.max_samples is None else args.max_samples
     out = write_report(Path(args.run_dir), Path(args.out) if args.out else None, max_samples=limit)
-    print(f"report: {out}")
+    print(f"report: {out}", flush=True)
+    if args.serve:
+        from curation.report.serve import serve_forever
+
+        serve_forever(out, host=args.host, port=args.port)
     return 0
 
 
@@ -172,6 +179,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="videorft", description="Curate video CoT data and train VLMs on it.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write synthetic videos + annotations with exact ground truth")
@@ -209,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="samples embedded in the page (default 2,000; the summary always counts all of them)",
     )
+    r.add_argument("--serve", action="store_true", help="then serve it over HTTP until Ctrl-C")
+    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    r.add_argument("--port", type=int, default=8000, help="port to serve on (0: any free port)")
     r.set_defaults(func=cmd_report)
 
     ss = sub.add_parser(
@@ -241,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")
     dp.add_argument("--prefect-file", default="prefect.yaml")
     dp.set_defaults(func=cmd_deploy)
+    # `--debug` after the command too (not for train/eval: their free flags are TRL's, which has one).
+    for name, sp in sub.choices.items():
+        if name not in ("train", "eval", "sim-server"):
+            sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p
 
 
@@ -252,15 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     # Quiet by default: one line per stage from the flow, not one per task run.
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from curation.config import RecipeError
+    from curation.user_errors import UserError, print_user_error
 
     try:
         return int(args.func(args) or 0)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, FileNotFoundError) as err:
+        # A path or a recipe key to fix: one line and a hint; the traceback only with --debug.
+        if args.debug:
+            raise
+        print_user_error(err)
         return 2
 
 
