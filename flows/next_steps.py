@@ -53,8 +53,8 @@ def next_commands(manifest: dict[str, Any]) -> list[str]:
     q = shlex.quote
     run = q(str(run_dir))
     cmds = [
-        f"videorft inspect {run} --status rejected      # rows and why they were dropped",
-        f"videorft report {run} --serve                 # the HTML report, over http",
+        f"videorft inspect {run} --status rejected   # rows and why they were dropped",
+        f"videorft report {run} --serve   # the HTML report, over http",
     ]
     pub = manifest.get("publish") or {}
     if pub.get("cot_dir") and pub.get("rl_dir"):
