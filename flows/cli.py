@@ -153,11 +153,12 @@ def _run_training(stage: str, args: argparse.Namespace) -> int:
         )
         return 0
     result = run_stage(stage, args.recipe, **overrides)
-    print(
-        json.dumps(
-            {k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str
+    if stage != "eval":  # evaluation prints its own headline table
+        print(
+            json.dumps(
+                {k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str
+            )
         )
-    )
     return 0
 
 
@@ -167,6 +168,49 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     return _run_training("eval", args)
+
+
+def _bench_options() -> argparse.ArgumentParser:
+    """bench-eval's own options, accepted anywhere after the recipe (the rest are recipe overrides)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--eval-dir")
+    p.add_argument("--media-root")
+    p.add_argument("--output-dir")
+    p.add_argument("--skip-bad-media", action="store_true")
+    p.add_argument("--accelerate-config")
+    p.add_argument("--num-processes", type=int)
+    return p
+
+
+def cmd_bench_eval(args: argparse.Namespace) -> int:
+    from training.launch import launch, run_stage
+
+    opts, rest = _bench_options().parse_known_args(args.rest)
+    eval_dir = opts.eval_dir or args.eval_dir
+    if not eval_dir:
+        raise SystemExit("bench-eval needs --eval-dir DIR (the folder holding eval_<benchmark>.json files)")
+    overrides: dict[str, Any] = _flag_overrides(rest)
+    overrides["eval_dir"] = str(eval_dir)
+    media_root = opts.media_root or args.media_root
+    if media_root:
+        overrides["bench_media_root"] = str(media_root)
+    if opts.output_dir or args.output_dir:
+        overrides["output_dir"] = str(opts.output_dir or args.output_dir)
+    if opts.skip_bad_media or args.skip_bad_media:
+        overrides["skip_bad_media"] = "true"
+    accelerate_config = opts.accelerate_config or args.accelerate_config
+    num_processes = opts.num_processes or args.num_processes
+    if accelerate_config or num_processes:
+        launch(
+            "bench",
+            args.recipe,
+            accelerate_config=accelerate_config,
+            num_processes=num_processes,
+            overrides=overrides,
+        )
+        return 0
+    run_stage("bench", args.recipe, **overrides)  # prints the table
+    return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -248,6 +292,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-processes", type=int)
     e.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides")
     e.set_defaults(func=cmd_eval)
+
+    be = sub.add_parser(
+        "bench-eval",
+        help="evaluate on the six benchmarks (Video-R1's eval_*.json files) as eval_bench.py scores them",
+    )
+    be.add_argument("recipe")
+    be.add_argument("--eval-dir", help="folder holding eval_<benchmark>.json (Video-R1-eval layout)")
+    be.add_argument(
+        "--media-root", help="folder the files' `path` values are relative to (default: --eval-dir)"
+    )
+    be.add_argument("--output-dir", help="where <benchmark>/ results and bench.md go (default: the recipe's)")
+    be.add_argument(
+        "--skip-bad-media", action="store_true", help="skip and count rows whose media is missing"
+    )
+    be.add_argument("--accelerate-config", help="shard the rows over `accelerate launch` processes")
+    be.add_argument("--num-processes", type=int)
+    be.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides, e.g. --use_vllm true")
+    be.set_defaults(func=cmd_bench_eval)
 
     dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")
     dp.add_argument("--prefect-file", default="prefect.yaml")

@@ -274,3 +274,32 @@ def card_metadata(
             },
         }
     return meta
+
+
+def trainer_exports(kind: str, files: dict[str, Path], set_dir: Path) -> dict[str, Any]:
+    """The per-trainer export files of one set (paths relative to the set folder) and their fields."""
+    from curation.publish.export import (
+        VIDEOR1_FIELDS_COT,
+        VIDEOR1_FIELDS_RL,
+        VIDEORFT_FIELDS_COT,
+        VIDEORFT_FIELDS_RL,
+    )
+
+    def rel(prefix: str) -> list[str]:
+        return [p.relative_to(set_dir).as_posix() for k, p in files.items() if k.startswith(prefix)]
+
+    videor1 = rel(f"{kind}-")
+    videorft = rel(f"videorft-{kind}-")
+    cot = kind == "cot"
+    return {
+        "videor1": {
+            "files": videor1,
+            "train": next(f for f in videor1 if f.endswith("-train.json")),
+            "fields": list(VIDEOR1_FIELDS_COT if cot else VIDEOR1_FIELDS_RL),
+        },
+        "videorft": {
+            "files": videorft,
+            "train": next(f for f in videorft if f.endswith("-train.jsonl")),
+            "fields": list(VIDEORFT_FIELDS_COT if cot else VIDEORFT_FIELDS_RL),
+        },
+    }

@@ -10,9 +10,10 @@ Layout::
           README.md                    # dataset card (YAML metadata + tables)
           data/train-00000-of-00001.parquet   (+ test-… when cfg.test_fraction > 0)
           dataset_dict.json, train/, test/    # the same rows for datasets.load_from_disk
-          videor1/cot-train.jsonl      # Video-R1 / VideoRFT JSONL export
+          videor1/cot-train.json       # for Video-R1's scripts (JSON array, options in `options`)
+          videorft/cot-train.jsonl     # for VideoRFT's scripts (options inside `problem`)
         rl/                            # RL set: every valid question (sources status ok)
-          … same layout, videor1/rl-train.jsonl
+          … same layout, videor1/rl-train.json, videorft/rl-train.jsonl
 
 Everything is written into a hidden temporary folder and renamed into place at the end, so a
 crashed publish never leaves a half-written version and `latest` only ever names complete ones.
@@ -37,7 +38,7 @@ from curation.filters.base import count_tokens, think_text
 from curation.publish import cards as card_lib
 from curation.publish.collect import kept_cots, sanitize, summarise_run
 from curation.publish.config import PublishConfig
-from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL, JsonlExporter
+from curation.publish.export import ProblemIds, TrainerExports, parse_meta
 from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
 from curation.publish.versions import same_content_version, write_latest
 from curation.records import OK, normalize_problem_type
@@ -54,7 +55,8 @@ class PublishResult:
     rl_dir: Path
     cot_rows: int
     rl_rows: int
-    exports: dict[str, Path]  # "cot-train", "rl-train", ("cot-test", "rl-test") -> JSONL path
+    # "cot-train", "rl-train" (+ "-test"): Video-R1 files; "videorft-cot-train", ...: VideoRFT files
+    exports: dict[str, Path]
     cards: dict[str, Path]  # "cot", "rl" -> README.md
     version: str  # folder name: "<version>-<content hash[:8]>"
     content_hash: str = ""
@@ -169,7 +171,8 @@ def _publish_into(
     summary = summarise_run(store)
     cot_dir, rl_dir = work / "cot", work / "rl"
     cot_writer, rl_writer = SetWriter(cot_dir, COT_SCHEMA), SetWriter(rl_dir, RL_SCHEMA)
-    cot_export, rl_export = JsonlExporter(cot_dir / "videor1", "cot"), JsonlExporter(rl_dir / "videor1", "rl")
+    cot_export, rl_export = TrainerExports(cot_dir, "cot"), TrainerExports(rl_dir, "rl")
+    problem_ids = ProblemIds.from_store(store)  # the source's problem_id where it has one
 
     cot_sources: Counter = Counter()
     rl_sources: Counter = Counter()
@@ -188,8 +191,8 @@ def _publish_into(
         "solution",
         "problem_type",
         "data_source",
+        "meta",
     ]
-    problem_id = 0
     # A kept id without revise text cannot be published (a stale filter row): counted, not published.
     missing_process = 0
     for shard in store.shards("sources"):
@@ -211,7 +214,9 @@ def _publish_into(
                 "data_source": src["data_source"],
             }
             rl_writer.add(split, rl_row)
-            rl_export.add(split, rl_row, problem_id)
+            problem_id = problem_ids[sid]
+            original_problem = parse_meta(src.get("meta")).get("original_problem")
+            rl_export.add(split, rl_row, problem_id, original_problem)
             rl_sources[(rl_row["data_source"], problem_type)] += 1
             rl_types[rl_row["data_type"]] += 1
             if sid in cots:  # kept ids with their revised CoT
@@ -235,7 +240,7 @@ def _publish_into(
                     "run_name": run_name,
                 }
                 cot_writer.add(split, cot_row)
-                cot_export.add(split, cot_row, problem_id)
+                cot_export.add(split, cot_row, problem_id, original_problem)
                 cot_sources[(cot_row["data_source"], problem_type)] += 1
                 cot_types[cot_row["data_type"]] += 1
                 lengths.append(count_tokens(think_text(cot_row["process"])))
@@ -244,7 +249,6 @@ def _publish_into(
                     models[(stage, served, asked, getattr(lin, f"prompt_hash_{stage}"))] += 1
             elif sid in summary.kept:
                 missing_process += 1
-            problem_id += 1
 
     if missing_process:
         log.warning("%d filter-ok rows have no revise text and are not published", missing_process)
@@ -277,19 +281,9 @@ def _publish_into(
     }
     pretty = cfg.pretty_name or cfg.name
     cards: dict[str, Path] = {}
-    for kind, set_dir, writer, splits, files, sources, types, fields, schema in (
-        (
-            "cot",
-            cot_dir,
-            cot_writer,
-            cot_splits,
-            cot_files,
-            cot_sources,
-            cot_types,
-            VIDEOR1_FIELDS_COT,
-            COT_SCHEMA,
-        ),
-        ("rl", rl_dir, rl_writer, rl_splits, rl_files, rl_sources, rl_types, VIDEOR1_FIELDS_RL, RL_SCHEMA),
+    for kind, set_dir, writer, splits, files, sources, types, schema in (
+        ("cot", cot_dir, cot_writer, cot_splits, cot_files, cot_sources, cot_types, COT_SCHEMA),
+        ("rl", rl_dir, rl_writer, rl_splits, rl_files, rl_sources, rl_types, RL_SCHEMA),
     ):
         split_names = writer.splits()
         rows = sum(splits.values())
@@ -313,14 +307,13 @@ def _publish_into(
             "filters": card_lib.filter_table(summary),
             "lengths": card_lib.length_stats(lengths, cfg.histogram_bins) if kind == "cot" else None,
             "columns": [(name, COLUMN_DOCS.get(name, "")) for name in schema.names],
-            "jsonl_files": [f"videor1/{p.name}" for p in files.values()],
-            "videor1_fields": list(fields),
+            "trainer_exports": card_lib.trainer_exports(kind, files, set_dir),
         }
         card = card_lib.render_card(kind, context, cfg.templates_dir)
         cards[kind] = set_dir / "README.md"
         atomic_write_bytes(cards[kind], card.encode("utf-8"))
 
-    exports = {f"cot-{s}": p for s, p in cot_files.items()} | {f"rl-{s}": p for s, p in rl_files.items()}
+    exports = cot_files | rl_files
     result = PublishResult(
         cot_dir=cot_dir,
         rl_dir=rl_dir,
