@@ -11,7 +11,7 @@ Layout::
           data/train-00000-of-00001.parquet   (+ test-… when cfg.test_fraction > 0)
           dataset_dict.json, train/, test/    # the same rows for datasets.load_from_disk
           videor1/cot-train.jsonl      # Video-R1 / VideoRFT JSONL export
-        rl/                            # RL set: every valid question (sources status ok)
+        rl/                            # RL set: every valid question whose media extracted ok
           … same layout, videor1/rl-train.jsonl
 
 Everything is written into a hidden temporary folder and renamed into place at the end, so a
@@ -33,7 +33,7 @@ from typing import Any
 
 from curation.filters.base import count_tokens, think_text
 from curation.publish import cards as card_lib
-from curation.publish.collect import kept_cots, sanitize, summarise_run
+from curation.publish.collect import extracted_ids, kept_cots, sanitize, summarise_run
 from curation.publish.config import PublishConfig
 from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL, JsonlExporter
 from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
@@ -169,12 +169,17 @@ def _publish_into(
     problem_id = 0
     # A kept id without revise text cannot be published (a stale filter row): counted, not published.
     missing_process = 0
+    media_failed = 0  # valid questions whose media did not extract: never published
     for shard in store.shards("sources"):
         cots = kept_cots(store, shard, summary.kept)
+        loadable = extracted_ids(store, shard)
         for src in store.read_shard("sources", shard, columns) or []:
             if src.get("status") != OK:
                 continue
             sid = src["id"]
+            if sid not in loadable:
+                media_failed += 1
+                continue
             split = split_of(sid, cfg.test_fraction)
             problem_type = normalize_problem_type(src.get("problem_type")) or str(src.get("problem_type"))
             rl_row = {
@@ -247,6 +252,7 @@ def _publish_into(
         "rejections": card_lib.rejection_table(summary, cfg.max_reason_rows),
         "models": card_lib.models_table(models),
         "lineage": card_lib.lineage_items({"run_name": run_name, **clean_lineage}),
+        "media_failed": media_failed,
     }
     pretty = cfg.pretty_name or cfg.name
     cards: dict[str, Path] = {}
@@ -313,6 +319,7 @@ def _publish_into(
             "splits": result.splits,
             "test_fraction": cfg.test_fraction,
             "not_published_missing_process": missing_process,
+            "not_published_media_failed": media_failed,
             "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in common["funnel"]},
             "lineage": clean_lineage,
         },
