@@ -29,9 +29,10 @@ from typing import Any
 from curation.records import REGRESSION, normalize_problem_type
 from training.configs import EvalArguments, parse_recipe, to_dict
 from training.data import PromptConfig, bare_answer, build_messages, load_rows, media_parts, prompt_hashes
+from training.media_checks import MediaSkips, decodable_rows, run_media_preflight
 from training.rewards import FORMAT_RE
 from training.scoring import extract_answer, mean_relative_accuracy, score_answer
-from training.video_io import MediaLoader, VideoDecodeConfig
+from training.video_io import MediaLoader
 from training.vllm_inputs import vllm_request
 
 logger = logging.getLogger(__name__)
@@ -233,6 +234,8 @@ def main(args: EvalArguments) -> dict[str, Any]:
     if args.max_eval_samples is not None:
         rows = rows.select(range(min(args.max_eval_samples, len(rows))))
     rows = rows.to_list()
+    # Every media file opens before the model loads: a wrong media_root fails here, naming files.
+    preflight = run_media_preflight(args, (args.eval_split, rows))
 
     # ---- Model, processor, media ----------------------------------------------------------------------
     import torch
@@ -250,14 +253,9 @@ def main(args: EvalArguments) -> dict[str, Any]:
         padding_side="left",
         load_model=not args.use_vllm,
     )
-    loader = MediaLoader(
-        args.media_root,
-        VideoDecodeConfig(
-            num_frames=args.video_num_frames, max_pixels=args.video_max_pixels, reader=args.video_reader
-        ),
-        image_max_pixels=args.image_max_pixels,
-        maxsize=args.media_cache_size,
-    )
+    loader = MediaLoader.from_args(args)
+    skips = MediaSkips(args.output_dir)
+    skips.reset()
     prompts = PromptConfig(args.system_prompt_path, args.answer_format_dir)
     if args.use_vllm:
         generate = VLLMGenerator(processor, loader, prompts, args)
@@ -269,7 +267,10 @@ def main(args: EvalArguments) -> dict[str, Any]:
     # ---- Generate and score ---------------------------------------------------------------------------
     records: list[dict[str, Any]] = []
     for start in range(0, len(rows), args.batch_size):
-        batch = rows[start : start + args.batch_size]
+        # A row whose media cannot be decoded is left out of the scores, with a warning and a count.
+        batch = decodable_rows(rows[start : start + args.batch_size], loader, skips)
+        if not batch:
+            continue
         outputs = generate(batch)
         records.extend(score_prediction(row, out) for row, out in zip(batch, outputs, strict=True))
         logger.info("evaluated %d/%d", len(records), len(rows))
@@ -286,6 +287,8 @@ def main(args: EvalArguments) -> dict[str, Any]:
         "temperature": args.temperature,
         "max_new_tokens": args.max_new_tokens,
         "prompt_hashes": prompt_hashes(args.system_prompt_path, args.answer_format_dir),
+        "media_preflight": preflight,
+        "media_skipped": skips.total(),
         "wall_s": time.perf_counter() - started,
         "args": to_dict(args),
     }
