@@ -17,6 +17,7 @@ export DO_NOT_TRACK := 1
 
 setup: $(STAMP)
 	@scripts/ensure_chromium.sh
+	@scripts/ensure_ffmpeg.sh
 
 # Re-run the install only when the dependency list changes (fast when already done).
 $(STAMP): pyproject.toml
