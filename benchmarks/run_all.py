@@ -30,6 +30,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_semantic_reward.py", [], []),
     ("bench_report.py", ["--quick"], []),
     ("bench_train_step.py", ["--tiny"], []),
+    ("gpu_eval_check.py", ["--quick"], []),  # GPU + vLLM only (needs --model there); skipped on CPU
 ]
 
 GOAL_WORDS = ("goal", "holds", "MISS", "PASS", "FAIL")

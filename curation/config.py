@@ -6,8 +6,10 @@ expected, instead of silently using a default.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,17 @@ from curation.sources.config import SourceConfig
 from curation.stages.caption import CaptionConfig
 from curation.stages.draft import DraftConfig
 from curation.stages.revise import ReviseConfig
+from curation.user_errors import UserError
 from curation.video.config import VideoConfig
 
 LLM_ROLES = ("captioner", "reasoner", "reviser")
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe that does not validate; the message names every bad key and what was expected."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message, hint or "configs/demo.yaml shows every section of a recipe")
 
 
 class RunConfig(BaseModel):
@@ -84,17 +90,38 @@ class Recipe(BaseModel):
         )
 
 
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where `loc` points (a dotted recipe path), for "did you mean" hints."""
+    model: Any = Recipe
+    free_name = False
+    for part in loc:
+        if free_name:  # `dict[str, EndpointConfig]` (llm.endpoints.<role>): any name goes here
+            free_name = False
+            continue
+        field = getattr(model, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        model = field.annotation
+        if typing.get_origin(model) is dict:
+            model, free_name = typing.get_args(model)[1], True
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(e: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    if e["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(e["loc"][-1]), _known_keys(tuple(e["loc"][:-1])), n=1)
+        return f"{loc}: unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if e["type"] == "missing":
+        return f"{loc}: required key is missing"
+    return f"{loc}: {e['msg']} (got {e.get('input')!r})"
+
+
 def _format_error(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid recipe {origin}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  {loc}: unknown key (check the spelling; see configs/demo.yaml for the keys)")
-        elif e["type"] == "missing":
-            lines.append(f"  {loc}: required key is missing")
-        else:
-            lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+    problems = [_describe(e) for e in err.errors()]
+    if len(problems) == 1:
+        return f"invalid recipe {origin}: {problems[0]}"
+    return f"invalid recipe {origin}, {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
 
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -111,7 +138,11 @@ def expand_env(value: Any) -> Any:
                 return os.environ[m.group(1)]
             if m.group(2) is not None:
                 return m.group(2)
-            raise RecipeError(f"recipe uses ${{{m.group(1)}}} but the environment variable is not set")
+            name = m.group(1)
+            raise RecipeError(
+                f"recipe uses ${{{name}}} but the environment variable is not set",
+                f"export {name}=..., or give it a default in the recipe: ${{{name}:-value}}",
+            )
 
         return _ENV_RE.sub(sub, value)
     if isinstance(value, dict):
@@ -134,7 +165,9 @@ def load_recipe(path: Path | str, overrides: dict[str, Any] | None = None) -> Re
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise RecipeError(f"recipe not found: {path}") from None
+        raise RecipeError(
+            f"recipe not found: {path}", "give the path of a recipe YAML, e.g. configs/demo.yaml"
+        ) from None
     except yaml.YAMLError as err:
         raise RecipeError(f"recipe {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):

@@ -395,8 +395,12 @@ def finalize_stage(ctx: CurationContext, stage: str, shard_stats: list[StageStat
     if stage == "filter":
         extra["filter_steps"] = filter_step_counts(ctx.store)
     if stage in LLM_STAGES:
+        from curation.provenance import stage_provenance
+
         extra["model"] = ctx.model_for(stage)
         extra["prompt_hash"] = ctx.prompt(stage).hash
+        # What answered (the responses' `model` names), next to what the recipe asked for.
+        extra.update(stage_provenance(ctx.store.iter_rows(stage, columns=["served_model", "simulated"])))
     ctx.store.manifest.set_stage(total, **extra)
     return total
 

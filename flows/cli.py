@@ -50,6 +50,9 @@ def cmd_curate(args: argparse.Namespace) -> int:
             hub_token_env=args.hub_token_env,
         )
     _print_summary(manifest)
+    from flows.next_steps import closing_lines
+
+    print("\n".join(closing_lines(manifest)))
     return 0
 
 
@@ -99,7 +102,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     limit = MAX_SAMPLES if args.max_samples is None else args.max_samples
     out = write_report(Path(args.run_dir), Path(args.out) if args.out else None, max_samples=limit)
-    print(f"report: {out}")
+    print(f"report: {out}", flush=True)
+    if args.serve:
+        from curation.report.serve import serve_forever
+
+        serve_forever(out, host=args.host, port=args.port)
     return 0
 
 
@@ -146,11 +153,12 @@ def _run_training(stage: str, args: argparse.Namespace) -> int:
         )
         return 0
     result = run_stage(stage, args.recipe, **overrides)
-    print(
-        json.dumps(
-            {k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str
+    if stage != "eval":  # evaluation prints its own headline table
+        print(
+            json.dumps(
+                {k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2, default=str
+            )
         )
-    )
     return 0
 
 
@@ -160,6 +168,49 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     return _run_training("eval", args)
+
+
+def _bench_options() -> argparse.ArgumentParser:
+    """bench-eval's own options, accepted anywhere after the recipe (the rest are recipe overrides)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--eval-dir")
+    p.add_argument("--media-root")
+    p.add_argument("--output-dir")
+    p.add_argument("--skip-bad-media", action="store_true")
+    p.add_argument("--accelerate-config")
+    p.add_argument("--num-processes", type=int)
+    return p
+
+
+def cmd_bench_eval(args: argparse.Namespace) -> int:
+    from training.launch import launch, run_stage
+
+    opts, rest = _bench_options().parse_known_args(args.rest)
+    eval_dir = opts.eval_dir or args.eval_dir
+    if not eval_dir:
+        raise SystemExit("bench-eval needs --eval-dir DIR (the folder holding eval_<benchmark>.json files)")
+    overrides: dict[str, Any] = _flag_overrides(rest)
+    overrides["eval_dir"] = str(eval_dir)
+    media_root = opts.media_root or args.media_root
+    if media_root:
+        overrides["bench_media_root"] = str(media_root)
+    if opts.output_dir or args.output_dir:
+        overrides["output_dir"] = str(opts.output_dir or args.output_dir)
+    if opts.skip_bad_media or args.skip_bad_media:
+        overrides["skip_bad_media"] = "true"
+    accelerate_config = opts.accelerate_config or args.accelerate_config
+    num_processes = opts.num_processes or args.num_processes
+    if accelerate_config or num_processes:
+        launch(
+            "bench",
+            args.recipe,
+            accelerate_config=accelerate_config,
+            num_processes=num_processes,
+            overrides=overrides,
+        )
+        return 0
+    run_stage("bench", args.recipe, **overrides)  # prints the table
+    return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -172,6 +223,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="videorft", description="Curate video CoT data and train VLMs on it.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write synthetic videos + annotations with exact ground truth")
@@ -209,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="samples embedded in the page (default 2,000; the summary always counts all of them)",
     )
+    r.add_argument("--serve", action="store_true", help="then serve it over HTTP until Ctrl-C")
+    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    r.add_argument("--port", type=int, default=8000, help="port to serve on (0: any free port)")
     r.set_defaults(func=cmd_report)
 
     ss = sub.add_parser(
@@ -238,9 +293,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides")
     e.set_defaults(func=cmd_eval)
 
+    be = sub.add_parser(
+        "bench-eval",
+        help="evaluate on the six benchmarks (Video-R1's eval_*.json files) as eval_bench.py scores them",
+    )
+    be.add_argument("recipe")
+    be.add_argument("--eval-dir", help="folder holding eval_<benchmark>.json (Video-R1-eval layout)")
+    be.add_argument(
+        "--media-root", help="folder the files' `path` values are relative to (default: --eval-dir)"
+    )
+    be.add_argument("--output-dir", help="where <benchmark>/ results and bench.md go (default: the recipe's)")
+    be.add_argument(
+        "--skip-bad-media", action="store_true", help="skip and count rows whose media is missing"
+    )
+    be.add_argument("--accelerate-config", help="shard the rows over `accelerate launch` processes")
+    be.add_argument("--num-processes", type=int)
+    be.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides, e.g. --use_vllm true")
+    be.set_defaults(func=cmd_bench_eval)
+
     dp = sub.add_parser("deploy", help="register the deployments of prefect.yaml with the Prefect API")
     dp.add_argument("--prefect-file", default="prefect.yaml")
     dp.set_defaults(func=cmd_deploy)
+    # `--debug` after the command too (not for train/eval: their free flags are TRL's, which has one).
+    for name, sp in sub.choices.items():
+        if name not in ("train", "eval", "sim-server"):
+            sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p
 
 
@@ -252,15 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     # Quiet by default: one line per stage from the flow, not one per task run.
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from curation.config import RecipeError
+    from curation.user_errors import UserError, print_user_error
 
     try:
         return int(args.func(args) or 0)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, FileNotFoundError) as err:
+        # A path or a recipe key to fix: one line and a hint; the traceback only with --debug.
+        if args.debug:
+            raise
+        print_user_error(err)
         return 2
 
 

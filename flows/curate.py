@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import re
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from curation.config import Recipe, load_recipe, recipe_from_dict
+from curation.report.artifacts import artifact_key as _artifact_key
 from curation.runner import (
     ROW_STAGES,
     STAGE_VERSIONS,
@@ -34,6 +34,7 @@ from curation.runner import (
     stages_between,
 )
 from curation.store import RunStore, StageStats
+from curation.user_errors import check_inputs
 
 # Shard tasks run in threads of this process; they find their run's context here rather than
 # through task parameters (a recipe object and a gateway are neither hashable nor serialisable).
@@ -42,11 +43,6 @@ _CONTEXTS: dict[str, CurationContext] = {}
 
 def _ctx(run_key: str) -> CurationContext:
     return _CONTEXTS[run_key]
-
-
-def _artifact_key(*parts: str) -> str:
-    # Prefect artifact keys: lowercase letters, digits and dashes only.
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
 
 
 def _post_stage_artifacts(run_name: str, st: StageStats) -> None:
@@ -108,21 +104,16 @@ def publish_task(run_key: str) -> StageStats:
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(run_key: str) -> str | None:
-    """Write the run's HTML report and post a link to it (a report problem never fails the run)."""
+    """Write the run's HTML report and post its key figures and path (a report problem never fails
+    the run). Not a link: the UI cannot open a `file://` URL (curation/report/artifacts.py)."""
     ctx = _ctx(run_key)
     try:
-        from prefect.artifacts import create_link_artifact
-
+        from curation.report.artifacts import post_report_artifacts
         from curation.report.html import write_report
 
         path = write_report(ctx.run_dir)
         ctx.store.manifest.update(report=str(path))
-        create_link_artifact(
-            key=_artifact_key(ctx.recipe.run.name, "report"),
-            link=path.resolve().as_uri(),
-            link_text=f"report of run {ctx.recipe.run.name}",
-            description="Self-contained HTML report: stage counts, samples, draft ↔ revision diffs",
-        )
+        post_report_artifacts(ctx.recipe.run.name, ctx.store.manifest.data, path.resolve())
         return str(path)
     except Exception as err:  # noqa: BLE001 - the data is published; the report can be rebuilt
         logging.getLogger("videorft.curate").warning("could not write the report: %s", err)
@@ -154,6 +145,7 @@ def curate(
         run=run,
         push_to_hub=push_to_hub,
     )
+    check_inputs(rec, stages_between(from_stage, until))
     return _curate(rec, until=until, from_stage=from_stage, logger=logger)
 
 
@@ -290,6 +282,8 @@ def run_curate(
 ) -> dict[str, Any]:
     """Entry point for the CLI and tests: runs the flow with as many shard threads as the recipe says."""
     rec = recipe or resolve_recipe(str(config) if config else None, None, **flags)
+    # User mistakes fail here, before Prefect starts anything (its temporary server takes seconds).
+    check_inputs(rec, stages_between(from_stage, until))
     runner = ThreadPoolTaskRunner(max_workers=rec.run.max_parallel_shards)
     return curate.with_options(task_runner=runner)(
         recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage

@@ -70,9 +70,8 @@ def run_demo(workdir: Path, n: int = 60, train: bool = False) -> dict:
     print("[3/4] curate flow finished (Prefect local mode)")
 
     run_dir = Path(manifest["run_dir"])
-    report = Path(manifest["report"]) if manifest.get("report") else None
     print("[4/4] outputs")
-    _print_outputs(manifest, run_dir, report)
+    _print_outputs(manifest, run_dir)
 
     if train:
         from flows.demo_train import run_demo_training
@@ -83,20 +82,10 @@ def run_demo(workdir: Path, n: int = 60, train: bool = False) -> dict:
     return manifest
 
 
-def _print_outputs(manifest: dict, run_dir: Path, report: Path | None) -> None:
+def _print_outputs(manifest: dict, run_dir: Path) -> None:
     from flows.cli import _print_summary
+    from flows.next_steps import closing_lines
 
     _print_summary(manifest)
-    pub = manifest.get("publish") or {}
-    print(f"  run store (Parquet per stage, frames): {run_dir}")
-    print(f"  manifest:                             {run_dir / 'manifest.json'}")
-    if pub:
-        print(f"  CoT set (SFT), {pub.get('cot_rows')} rows:          {pub.get('cot_dir')}")
-        print(f"  RL set, {pub.get('rl_rows')} rows:                 {pub.get('rl_dir')}")
-        for name, path in (pub.get("exports") or {}).items():
-            print(f"  Video-R1 export ({name}):            {path}")
-        for name, path in (pub.get("cards") or {}).items():
-            print(f"  dataset card ({name}):               {path}")
-    if report:
-        print(f"  HTML report:                          {report}")
-    print(f"  inspect rows:  videorft inspect {run_dir} --status rejected")
+    print(f"manifest: {run_dir / 'manifest.json'}")
+    print("\n".join(closing_lines(manifest)))

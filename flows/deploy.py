@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.user_errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PREFECT_FILE = REPO_ROOT / "prefect.yaml"
 DEFAULT_OPERATIONS_FILE = REPO_ROOT / "configs" / "operations.yaml"
@@ -156,11 +158,16 @@ def _require_api_url() -> str:
 
     url = get_current_settings().api.url
     if not url:
-        raise RuntimeError(
-            "PREFECT_API_URL is not set: start a server (`prefect server start`, see docs/OPERATIONS.md) "
-            "and export PREFECT_API_URL=http://HOST:4200/api; deployments on a temporary server would vanish"
+        raise NoPrefectServer(
+            "PREFECT_API_URL is not set: deployments on Prefect's temporary server would vanish with it",
+            "start a server (`prefect server start`, docs/OPERATIONS.md) and "
+            "export PREFECT_API_URL=http://HOST:4200/api",
         )
     return url
+
+
+class NoPrefectServer(UserError, RuntimeError):
+    """`videorft deploy` needs a real Prefect server to register with."""
 
 
 def default_base_job_template(pool_type: str) -> dict[str, Any]:

@@ -153,10 +153,15 @@ class VideoGRPOConfig(trl.GRPOConfig):
 
 @dataclass
 class EvalArguments(VideoScriptArguments):
-    """Evaluation: generate on a held-out split, score with `training.scoring`, write tables."""
+    """Evaluation: generate on a Video-R1 eval file or a held-out split, score, write tables."""
 
     model_name_or_path: str | None = field(default=None, metadata={"help": "Model id or checkpoint folder."})
-    eval_split: str = field(default="test", metadata={"help": "Split to evaluate."})
+    eval_split: str = field(
+        default="auto",
+        metadata={
+            "help": "Split to evaluate; auto: `test` when the set has one, else the split that exists."
+        },
+    )
     output_dir: str = field(default="runs/eval", metadata={"help": "Where metrics.json / metrics.md go."})
     batch_size: int = field(default=4, metadata={"help": "Prompts per generate call."})
     max_new_tokens: int = field(default=1024, metadata={"help": "Generation budget (VideoRFT: 1024)."})
@@ -171,6 +176,21 @@ class EvalArguments(VideoScriptArguments):
     vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM tensor parallel size."})
     vllm_gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM GPU memory fraction."})
     vllm_max_model_len: int = field(default=32768, metadata={"help": "vLLM max model length."})
+    prompt_style: str = field(
+        default="auto",
+        metadata={
+            "help": "eval_bench (VideoRFT's eval_bench.py) | eval_bench_videor1 (Video-R1's) | train (the "
+            "training conversation) | auto: eval_bench for Video-R1 eval files, train for published sets."
+        },
+    )
+    skip_bad_media: bool = field(
+        default=False,
+        metadata={"help": "Skip and count rows whose media is missing or undecodable (default: stop)."},
+    )
+    resume: bool = field(
+        default=True,
+        metadata={"help": "Keep answered rows of an interrupted run in output_dir (false: start over)."},
+    )
     save_predictions: bool = field(
         default=True, metadata={"help": "Write predictions.jsonl next to metrics."}
     )

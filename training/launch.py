@@ -4,6 +4,7 @@
     videorft train grpo RECIPE --accelerate-config recipes/accelerate/zero3.yaml --num-processes 8
                                          -> accelerate launch --config_file ... -m training.grpo --config RECIPE
     videorft eval RECIPE                 -> run_stage("eval", RECIPE)
+    videorft bench-eval RECIPE --eval-dir DIR -> run_stage("bench", RECIPE, eval_dir=DIR)
 
 In-process is right for the tiny model, tests and single-GPU runs; multi-GPU runs need one process
 per GPU, which only a launcher can give, so `accelerate_command` builds that command line (open-r1's
@@ -19,7 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-STAGE_MODULES = {"sft": "training.sft", "grpo": "training.grpo", "eval": "training.evaluate"}
+STAGE_MODULES = {
+    "sft": "training.sft",
+    "grpo": "training.grpo",
+    "eval": "training.evaluate",
+    "bench": "training.bench_eval",
+}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE_CONFIGS = REPO_ROOT / "recipes" / "accelerate"
 
@@ -112,6 +118,10 @@ def run_stage(stage: str, recipe: str | Path | dict | Sequence[str], **overrides
         from training.grpo import run_grpo
 
         return run_grpo(recipe, **overrides)
+    if stage == "bench":
+        from training.bench_eval import run_bench
+
+        return run_bench(recipe, **overrides)
     from training.evaluate import run_eval
 
     return run_eval(recipe, **overrides)

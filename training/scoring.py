@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from curation.records import FREE_FORM, MULTIPLE_CHOICE, NUMERICAL, OCR, REGRESSION, normalize_problem_type
 
 logger = logging.getLogger(__name__)
@@ -193,8 +195,15 @@ def mean_relative_accuracy(
 ) -> float:
     """Evaluation metric for regression (VSI-Bench): fraction of thresholds θ with rel_err < 1 - θ.
 
-    rel_err = |pred - gt| / |gt| (a tiny epsilon keeps gt = 0 defined). Strings are parsed like answers;
-    an unparseable prediction scores 0, an unparseable ground truth scores 0 with a warning.
+    Computed exactly as `eval_bench.py` (Video-R1 / VideoRFT) does it, in float32:
+    rel_err = |pred - gt| / (|gt| + 1e-8) with both values cast to float32 first, thresholds as
+    `torch.arange(0.5, 0.975, 0.05, dtype=float32)` makes them, compared with `1 - θ` in float32. In
+    float32 the epsilon vanishes, so at an exact threshold ratio (prediction 10 for truth 8: rel_err
+    0.25 vs 1 - 0.75) the comparison is decided by float32 rounding, and a float64 computation counts
+    one threshold more (+0.1) than eval_bench does on such cases.
+
+    Strings are parsed like answers; an unparseable prediction scores 0, an unparseable ground truth
+    scores 0 with a warning.
     """
     gt_value = _as_number(gt)
     if gt_value is None:
@@ -203,9 +212,20 @@ def mean_relative_accuracy(
     pred_value = _as_number(pred)
     if pred_value is None:
         return 0.0
-    relative = abs(pred_value - gt_value) / (abs(gt_value) + 1e-8)
-    passed = sum(1 for theta in thresholds if relative < 1.0 - theta)
+    p, g = np.float32(pred_value), np.float32(gt_value)
+    with np.errstate(over="ignore", invalid="ignore"):
+        relative = np.abs(p - g) / (np.abs(g) + np.float32(1e-8))
+        limits = np.float32(1.0) - _thresholds_f32(tuple(thresholds))
+        passed = int(np.count_nonzero(relative < limits))
     return passed / len(thresholds)
+
+
+@lru_cache(maxsize=4)
+def _thresholds_f32(thresholds: tuple[float, ...]) -> np.ndarray:
+    """float32 thresholds; the default set is built like torch.arange (start + i*step in double)."""
+    if thresholds == MRA_THRESHOLDS:
+        return np.array([0.5 + 0.05 * i for i in range(len(thresholds))], dtype=np.float64).astype(np.float32)
+    return np.asarray(thresholds, dtype=np.float32)
 
 
 def _as_number(value: Any) -> float | None:

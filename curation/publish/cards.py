@@ -177,15 +177,61 @@ def filter_table(summary: RunSummary) -> list[dict[str, Any]]:
     return out
 
 
+_STAGE_ORDER = {"caption": 0, "draft": 1, "revise": 2}
+
+
 def models_table(models: Counter) -> list[dict[str, Any]]:
-    """(stage, model, prompt hash) -> rows, in pipeline order."""
-    order = {"caption": 0, "draft": 1, "revise": 2}
+    """(stage, model that answered, model asked for, prompt hash) -> rows, in pipeline order."""
     return [
-        {"stage": stage, "model": model or "(unknown)", "prompt_hash": ph or "(unknown)", "rows": n}
-        for (stage, model, ph), n in sorted(
-            models.items(), key=lambda kv: (order.get(kv[0][0], 9), -kv[1], kv[0])
+        {
+            "stage": stage,
+            "model": model or "(unknown)",
+            "requested": requested or "(unknown)",
+            "prompt_hash": ph or "(unknown)",
+            "rows": n,
+        }
+        for (stage, model, requested, ph), n in sorted(
+            models.items(), key=lambda kv: (_STAGE_ORDER.get(kv[0][0], 9), -kv[1], kv[0])
         )
     ]
+
+
+def provenance(lineage: dict[str, Any], models: Counter) -> dict[str, Any]:
+    """Who wrote the set's text, for the card's first paragraph, its metadata and publish.json.
+
+    Served names come from the published rows (`models`: what answered for exactly these rows) and,
+    for stages no published row covers (an empty CoT set), from the run's `lineage["models"]`
+    (`{stage: {"requested": name, "served": [names]}}`, curation/provenance.py). `lineage` is
+    already sanitised. Returns {"simulated": bool, "stages": [{"stage", "requested", "served"}]}.
+    """
+    from curation.provenance import is_simulated_name
+
+    served: dict[str, Counter] = {}
+    requested: dict[str, str] = {}
+    for (stage, model, asked, _ph), n in models.items():
+        if model:
+            served.setdefault(stage, Counter())[model] += n
+        if asked:
+            requested.setdefault(stage, asked)
+    for stage, entry in (lineage.get("models") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        requested.setdefault(stage, str(entry.get("requested") or ""))
+        if stage not in served:
+            served[stage] = Counter({str(name): 0 for name in entry.get("served") or []})
+    stages = sorted(set(served) | set(requested), key=lambda s: (_STAGE_ORDER.get(s, 9), s))
+    rows = [
+        {
+            "stage": stage,
+            "requested": requested.get(stage, ""),
+            "served": [name for name, _ in served.get(stage, Counter()).most_common()],
+        }
+        for stage in stages
+    ]
+    simulated = bool(lineage.get("simulated")) or any(
+        is_simulated_name(name) for r in rows for name in r["served"]
+    )
+    return {"simulated": simulated, "stages": rows}
 
 
 def lineage_items(lineage: dict[str, Any], limit: int = 60) -> list[tuple[str, str]]:
@@ -201,19 +247,64 @@ def card_metadata(
     rows: int,
     splits: Sequence[str],
     tags: Sequence[str],
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The README's YAML front matter (Hub dataset card metadata)."""
-    return {
+    """The README's YAML front matter (Hub dataset card metadata).
+
+    `provenance` (from `provenance()`) adds a `videorft` entry naming, per stage, the model asked for
+    and the model(s) that answered, and `simulated_endpoint: true` plus a tag when the simulated
+    endpoint wrote the text, so a search of the Hub's metadata can tell.
+    """
+    simulated = bool(provenance and provenance.get("simulated"))
+    meta: dict[str, Any] = {
         "license": license,
         "language": ["en"],
         "pretty_name": pretty_name,
         "task_categories": list(TASK_CATEGORIES),
         "size_categories": [size_category(rows)],
-        "tags": list(dict.fromkeys([*BASE_TAGS, *tags])),
+        "tags": list(dict.fromkeys([*BASE_TAGS, *(["simulated-endpoint"] if simulated else []), *tags])),
         "configs": [
             {
                 "config_name": "default",
                 "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in splits],
             }
         ],
+    }
+    if provenance is not None:
+        meta["videorft"] = {
+            "simulated_endpoint": simulated,
+            "models": {
+                r["stage"]: {"requested": r["requested"], "served": list(r["served"])}
+                for r in provenance.get("stages") or []
+            },
+        }
+    return meta
+
+
+def trainer_exports(kind: str, files: dict[str, Path], set_dir: Path) -> dict[str, Any]:
+    """The per-trainer export files of one set (paths relative to the set folder) and their fields."""
+    from curation.publish.export import (
+        VIDEOR1_FIELDS_COT,
+        VIDEOR1_FIELDS_RL,
+        VIDEORFT_FIELDS_COT,
+        VIDEORFT_FIELDS_RL,
+    )
+
+    def rel(prefix: str) -> list[str]:
+        return [p.relative_to(set_dir).as_posix() for k, p in files.items() if k.startswith(prefix)]
+
+    videor1 = rel(f"{kind}-")
+    videorft = rel(f"videorft-{kind}-")
+    cot = kind == "cot"
+    return {
+        "videor1": {
+            "files": videor1,
+            "train": next(f for f in videor1 if f.endswith("-train.json")),
+            "fields": list(VIDEOR1_FIELDS_COT if cot else VIDEOR1_FIELDS_RL),
+        },
+        "videorft": {
+            "files": videorft,
+            "train": next(f for f in videorft if f.endswith("-train.jsonl")),
+            "fields": list(VIDEORFT_FIELDS_COT if cot else VIDEORFT_FIELDS_RL),
+        },
     }

@@ -67,6 +67,8 @@ class Lineage:
     prompt_hash_caption: str = ""
     prompt_hash_draft: str = ""
     prompt_hash_revise: str = ""
+    # stage -> the model name the recipe asked for (the model_* fields hold what answered).
+    requested: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,13 +168,17 @@ def kept_cots(store: RunStore, shard: int, kept: set[str]) -> dict[str, tuple[st
     lineage: dict[str, Lineage] = {}
     process: dict[str, str] = {}
     for name in LLM_STAGES:
-        columns = ["id", "status", "model", "prompt_hash"] + (["process"] if name == "revise" else [])
+        columns = ["id", "status", "model", "served_model", "prompt_hash"] + (
+            ["process"] if name == "revise" else []
+        )
         for row in store.read_shard(name, shard, columns) or []:
             sid = row.get("id")
             if sid not in kept or row.get("status") != OK:
                 continue
             lin = lineage.setdefault(sid, Lineage())
-            setattr(lin, f"model_{name}", row.get("model") or "")
+            # The model that answered (rows from before `served_model` existed: the one asked for).
+            setattr(lin, f"model_{name}", row.get("served_model") or row.get("model") or "")
+            lin.requested[name] = row.get("model") or ""
             setattr(lin, f"prompt_hash_{name}", row.get("prompt_hash") or "")
             if name == "revise" and row.get("process"):
                 process[sid] = row["process"]

@@ -10,12 +10,15 @@ Layout::
           README.md                    # dataset card (YAML metadata + tables)
           data/train-00000-of-00001.parquet   (+ test-… when cfg.test_fraction > 0)
           dataset_dict.json, train/, test/    # the same rows for datasets.load_from_disk
-          videor1/cot-train.jsonl      # Video-R1 / VideoRFT JSONL export
+          videor1/cot-train.json       # for Video-R1's scripts (JSON array, options in `options`)
+          videorft/cot-train.jsonl     # for VideoRFT's scripts (options inside `problem`)
         rl/                            # RL set: every valid question whose media extracted ok
-          … same layout, videor1/rl-train.jsonl
+          … same layout, videor1/rl-train.json, videorft/rl-train.jsonl
 
 Everything is written into a hidden temporary folder and renamed into place at the end, so a
 crashed publish never leaves a half-written version and `latest` only ever names complete ones.
+Publishing rows that an existing version already holds (same content hash) makes no new folder:
+that version is reused, and `latest` stays where it is when it already names it (versions.py).
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from curation.filters.base import count_tokens, think_text
 from curation.publish import cards as card_lib
 from curation.publish.collect import extracted_ids, kept_cots, sanitize, summarise_run
 from curation.publish.config import PublishConfig
-from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL, JsonlExporter
+from curation.publish.export import ProblemIds, TrainerExports, parse_meta
 from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
+from curation.publish.versions import same_content_version, write_latest
 from curation.records import OK, normalize_problem_type
 from curation.store import RunStore
 from curation.store.atomic import atomic_write_bytes, atomic_write_json
@@ -51,11 +55,14 @@ class PublishResult:
     rl_dir: Path
     cot_rows: int
     rl_rows: int
-    exports: dict[str, Path]  # "cot-train", "rl-train", ("cot-test", "rl-test") -> JSONL path
+    # "cot-train", "rl-train" (+ "-test"): Video-R1 files; "videorft-cot-train", ...: VideoRFT files
+    exports: dict[str, Path]
     cards: dict[str, Path]  # "cot", "rl" -> README.md
     version: str  # folder name: "<version>-<content hash[:8]>"
     content_hash: str = ""
     splits: dict[str, dict[str, int]] = field(default_factory=dict)  # set -> split -> rows
+    # True when an existing version already held exactly these rows and was reused as is.
+    reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as strings), e.g. for the run manifest's `publish` entry."""
@@ -69,6 +76,7 @@ class PublishResult:
             "version": self.version,
             "content_hash": self.content_hash,
             "splits": self.splits,
+            "reused": self.reused,
         }
 
 
@@ -101,19 +109,36 @@ def publish_run(
         result = _publish_into(
             store, tmp, cfg, run_name=run_name, lineage=lineage, base_version=base_version, created_at=now
         )
-        final = root / result.version
-        if final.exists():
-            # Same version label and same content hash: the same data. Replace it whole.
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        existing = same_content_version(root, result.content_hash, cfg.version)
+        if existing is not None:
+            # The same rows are already published: keep that folder (and its card) untouched.
+            shutil.rmtree(tmp)
+            final, result.version, result.reused = root / existing, existing, True
+        else:
+            final = root / result.version
+            os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_bytes(root / "latest", (result.version + "\n").encode("utf-8"))
+    moved = write_latest(root, result.version)
     result = _relocate(result, tmp, final)
-    log.info(
-        "published %s: %d CoT rows, %d RL rows -> %s", result.version, result.cot_rows, result.rl_rows, final
-    )
+    if result.reused:
+        log.info(
+            "published content unchanged: reusing version %s (%d CoT rows, %d RL rows)%s -> %s",
+            result.version,
+            result.cot_rows,
+            result.rl_rows,
+            "; latest now names it" if moved else "; latest unchanged",
+            final,
+        )
+    else:
+        log.info(
+            "published %s: %d CoT rows, %d RL rows -> %s",
+            result.version,
+            result.cot_rows,
+            result.rl_rows,
+            final,
+        )
     if cfg.push_to_hub:
         from curation.publish.hub import push_to_hub
 
@@ -146,7 +171,8 @@ def _publish_into(
     summary = summarise_run(store)
     cot_dir, rl_dir = work / "cot", work / "rl"
     cot_writer, rl_writer = SetWriter(cot_dir, COT_SCHEMA), SetWriter(rl_dir, RL_SCHEMA)
-    cot_export, rl_export = JsonlExporter(cot_dir / "videor1", "cot"), JsonlExporter(rl_dir / "videor1", "rl")
+    cot_export, rl_export = TrainerExports(cot_dir, "cot"), TrainerExports(rl_dir, "rl")
+    problem_ids = ProblemIds.from_store(store)  # the source's problem_id where it has one
 
     cot_sources: Counter = Counter()
     rl_sources: Counter = Counter()
@@ -165,8 +191,8 @@ def _publish_into(
         "solution",
         "problem_type",
         "data_source",
+        "meta",
     ]
-    problem_id = 0
     # A kept id without revise text cannot be published (a stale filter row): counted, not published.
     missing_process = 0
     media_failed = 0  # valid questions whose media did not extract: never published
@@ -193,7 +219,9 @@ def _publish_into(
                 "data_source": src["data_source"],
             }
             rl_writer.add(split, rl_row)
-            rl_export.add(split, rl_row, problem_id)
+            problem_id = problem_ids[sid]
+            original_problem = parse_meta(src.get("meta")).get("original_problem")
+            rl_export.add(split, rl_row, problem_id, original_problem)
             rl_sources[(rl_row["data_source"], problem_type)] += 1
             rl_types[rl_row["data_type"]] += 1
             if sid in cots:  # kept ids with their revised CoT
@@ -217,15 +245,15 @@ def _publish_into(
                     "run_name": run_name,
                 }
                 cot_writer.add(split, cot_row)
-                cot_export.add(split, cot_row, problem_id)
+                cot_export.add(split, cot_row, problem_id, original_problem)
                 cot_sources[(cot_row["data_source"], problem_type)] += 1
                 cot_types[cot_row["data_type"]] += 1
                 lengths.append(count_tokens(think_text(cot_row["process"])))
                 for stage in ("caption", "draft", "revise"):
-                    models[(stage, getattr(lin, f"model_{stage}"), getattr(lin, f"prompt_hash_{stage}"))] += 1
+                    served, asked = getattr(lin, f"model_{stage}"), lin.requested.get(stage, "")
+                    models[(stage, served, asked, getattr(lin, f"prompt_hash_{stage}"))] += 1
             elif sid in summary.kept:
                 missing_process += 1
-            problem_id += 1
 
     if missing_process:
         log.warning("%d filter-ok rows have no revise text and are not published", missing_process)
@@ -240,6 +268,8 @@ def _publish_into(
     version = f"{base_version}-{content_hash[:8]}"
     clean_lineage = sanitize(dict(lineage))
     created = created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Model names can be local paths (in-process backends): sanitised like the lineage.
+    prov = sanitize(card_lib.provenance(clean_lineage, models))
 
     common = {
         "version": version,
@@ -251,24 +281,15 @@ def _publish_into(
         "funnel": card_lib.funnel(summary),
         "rejections": card_lib.rejection_table(summary, cfg.max_reason_rows),
         "models": card_lib.models_table(models),
+        "provenance": prov,
         "lineage": card_lib.lineage_items({"run_name": run_name, **clean_lineage}),
         "media_failed": media_failed,
     }
     pretty = cfg.pretty_name or cfg.name
     cards: dict[str, Path] = {}
-    for kind, set_dir, writer, splits, files, sources, types, fields, schema in (
-        (
-            "cot",
-            cot_dir,
-            cot_writer,
-            cot_splits,
-            cot_files,
-            cot_sources,
-            cot_types,
-            VIDEOR1_FIELDS_COT,
-            COT_SCHEMA,
-        ),
-        ("rl", rl_dir, rl_writer, rl_splits, rl_files, rl_sources, rl_types, VIDEOR1_FIELDS_RL, RL_SCHEMA),
+    for kind, set_dir, writer, splits, files, sources, types, schema in (
+        ("cot", cot_dir, cot_writer, cot_splits, cot_files, cot_sources, cot_types, COT_SCHEMA),
+        ("rl", rl_dir, rl_writer, rl_splits, rl_files, rl_sources, rl_types, RL_SCHEMA),
     ):
         split_names = writer.splits()
         rows = sum(splits.values())
@@ -276,7 +297,12 @@ def _publish_into(
         context = {
             **common,
             "metadata": card_lib.card_metadata(
-                pretty_name=pretty_name, license=cfg.license, rows=rows, splits=split_names, tags=cfg.tags
+                pretty_name=pretty_name,
+                license=cfg.license,
+                rows=rows,
+                splits=split_names,
+                tags=cfg.tags,
+                provenance=prov,
             ),
             "pretty_name": pretty_name,
             "rows": rows,
@@ -287,14 +313,13 @@ def _publish_into(
             "filters": card_lib.filter_table(summary),
             "lengths": card_lib.length_stats(lengths, cfg.histogram_bins) if kind == "cot" else None,
             "columns": [(name, COLUMN_DOCS.get(name, "")) for name in schema.names],
-            "jsonl_files": [f"videor1/{p.name}" for p in files.values()],
-            "videor1_fields": list(fields),
+            "trainer_exports": card_lib.trainer_exports(kind, files, set_dir),
         }
         card = card_lib.render_card(kind, context, cfg.templates_dir)
         cards[kind] = set_dir / "README.md"
         atomic_write_bytes(cards[kind], card.encode("utf-8"))
 
-    exports = {f"cot-{s}": p for s, p in cot_files.items()} | {f"rl-{s}": p for s, p in rl_files.items()}
+    exports = cot_files | rl_files
     result = PublishResult(
         cot_dir=cot_dir,
         rl_dir=rl_dir,
@@ -321,6 +346,7 @@ def _publish_into(
             "not_published_missing_process": missing_process,
             "not_published_media_failed": media_failed,
             "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in common["funnel"]},
+            "provenance": prov,
             "lineage": clean_lineage,
         },
     )

@@ -18,9 +18,20 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from curation.provenance import run_provenance
+from curation.report.charts import histogram_svg
 from curation.report.diff import diff_stats
 from curation.report.load import STAGES, SUMMARY_COLUMNS, iter_shard_views, open_run
-from curation.report.stats import RunTally, facets, published_stats, run_info, stage_summary, totals
+from curation.report.stats import (
+    RunTally,
+    facets,
+    filter_funnel,
+    published_stats,
+    run_info,
+    source_status,
+    stage_summary,
+    totals,
+)
 from curation.report.thumbs import ThumbStore, pick_frames
 from curation.store import atomic_write_bytes
 
@@ -48,7 +59,9 @@ def write_report(
     out: Path | None = None,
     *,
     table_frames: int = 4,
-    detail_frames: int = 8,
+    # Every frame of a 16-frame sample (VideoRFT's count), each beside its caption; the size budget
+    # drops extra detail frames first on big runs.
+    detail_frames: int = 16,
     thumb_width: int = 96,
     thumb_quality: int = 65,
     size_budget_mb: float = 18.0,
@@ -102,6 +115,9 @@ def write_report(
         "info": run_info(manifest),
         "facets": facets(views),
         "published": published_stats(run_dir, manifest, tally),
+        "funnel": filter_funnel(tally.filter_steps),
+        "provenance": run_provenance(manifest.get("stages") or {}),
+        "by_source": source_status(tally),
         "css": Markup(_raw("report.css")),
         "js": Markup(_raw("report.js")),
         "data_json": Markup(embed_json(data)),
@@ -212,6 +228,11 @@ def _payload(
         "stages": [[s, r["status"], r["reason"]] for s, r in view["stages"].items()],
         "thumbs": [t for i in plan.table if (t := thumb(i)) is not None],
         "frames": [[thumb(i), frames[i]["timestamp"]] for i in plan.detail],
+        # Per caption frame: [thumbnail, the extracted frame's time] of the frame it describes.
+        "caption_frames": [
+            [thumb(i), frames[i]["timestamp"]] if i is not None else [None, None]
+            for i in caption_frame_indices(view["caption"], frames)
+        ],
         "n_frames": len(frames),
         "video": view["video"],
         "caption": view["caption"],
@@ -230,6 +251,47 @@ def _payload(
     }
 
 
+def caption_frame_indices(caption: Any, frames: list[dict[str, Any]]) -> list[int | None]:
+    """Which extracted frame each per-frame caption describes.
+
+    The captioner saw the extracted frames in order, so with as many captions as frames the i-th
+    caption is the i-th frame. Otherwise (a `max_frames` subset, a model that skipped one) each
+    caption goes to the frame nearest its timestamp ("HH:MM:SS" strings, as the prompt asks, or
+    seconds).
+    """
+    cap = caption.get("frames") if isinstance(caption, dict) else None
+    if not isinstance(cap, list) or not cap:
+        return []
+    if len(cap) == len(frames):
+        return list(range(len(frames)))
+    times = [f.get("timestamp") for f in frames]
+    out: list[int | None] = []
+    for c in cap:
+        t = parse_time(c.get("timestamp")) if isinstance(c, dict) else None
+        candidates = [(abs(ft - t), i) for i, ft in enumerate(times) if t is not None and ft is not None]
+        out.append(min(candidates)[1] if candidates else None)
+    return out
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds from 3.5, "3.5", "00:00:03", "00:03.5" or "1:02:03"; None when it is none of those."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    parts = str(value).strip().split(":")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        return None
+    if len(nums) > 3 or any(n < 0 for n in nums):
+        return None
+    seconds = 0.0
+    for n in nums:
+        seconds = seconds * 60 + n
+    return seconds
+
+
 def _env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -241,6 +303,7 @@ def _env() -> Environment:
     env.filters["num"] = fmt_num
     env.filters["duration"] = fmt_duration
     env.filters["pct"] = fmt_pct
+    env.globals["histogram_svg"] = histogram_svg
     return env
 
 

@@ -24,6 +24,7 @@ from rich.text import Text
 from curation.report.diff import diff_stats
 from curation.report.load import STAGE_COLUMNS, STAGES, open_run, present_stages, sample_view
 from curation.store import RunStore
+from curation.user_errors import UserError
 
 STATUSES = ("ok", "rejected", "failed")
 STATUS_STYLE = {"ok": "green", "rejected": "yellow", "failed": "red"}
@@ -117,10 +118,18 @@ def resolve_id(store: RunStore, sample_id: str) -> str:
     if len(matches) == 1:
         return matches.pop()
     if not matches:
-        raise KeyError(f"no sample {sample_id!r} in {store.run_dir}")
-    raise KeyError(
-        f"{sample_id!r} is ambiguous: {', '.join(sorted(matches)[:5])}{'...' if len(matches) > 5 else ''}"
+        raise SampleNotFound(
+            f"no sample {sample_id!r} in {store.run_dir}",
+            f"`videorft inspect {store.run_dir}` lists the run's sample ids",
+        )
+    raise SampleNotFound(
+        f"{sample_id!r} is ambiguous: {', '.join(sorted(matches)[:5])}{'...' if len(matches) > 5 else ''}",
+        "give more characters of the id",
     )
+
+
+class SampleNotFound(UserError, KeyError):
+    """`--id` names no sample of the run, or several (a KeyError, as a lookup by id would give)."""
 
 
 def _find_row(store: RunStore, stage: str, sample_id: str) -> dict[str, Any] | None:

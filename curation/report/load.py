@@ -26,6 +26,7 @@ LLM_STAGES: tuple[str, ...] = ("caption", "draft", "revise")
 _BASE = ["id", "key", "status", "reason"]
 _LLM = [
     "model",
+    "served_model",
     "prompt_hash",
     "requests",
     "cache_hits",
@@ -68,7 +69,8 @@ SUMMARY_COLUMNS: dict[str, list[str] | None] = {
     "caption": _BASE + _LLM,
     "draft": _BASE + _LLM,
     "revise": _BASE + ["process", *_LLM],
-    "filter": _BASE,
+    # Verdicts: the filter funnel counts every step's drops.
+    "filter": _BASE + ["verdicts"],
     "publish": None,
 }
 
@@ -250,7 +252,14 @@ def _filter(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _llm(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_str(row.get(k)) if k in ("model", "prompt_hash") else _int(row.get(k))) for k in LLM_FIELDS}
+    out = {k: (_str(row.get(k)) if k in _TEXT_FIELDS else _int(row.get(k))) for k in LLM_FIELDS}
+    # "model": what answered (rows from before `served_model` was recorded: what was asked for).
+    out["requested_model"] = out["model"]
+    out["model"] = out.pop("served_model") or out["model"]
+    return out
+
+
+_TEXT_FIELDS = ("model", "served_model", "prompt_hash")
 
 
 def iter_shard_views(

@@ -58,6 +58,84 @@ class StageTally:
 
 
 @dataclass
+class FilterTally:
+    """The filter stage step by step. A rejected row's reason is `<first failing step>: <why>`
+    (steps run in the configured order, every step judges every row, datatrove style)."""
+
+    rows: int = 0
+    failed: int = 0
+    kept: int = 0
+    order: list[str] = field(default_factory=list)
+    first: Counter = field(default_factory=Counter)  # step -> rows it rejected (first failing step)
+    alone: Counter = field(default_factory=Counter)  # step -> rows failing it, whatever else failed
+    reasons: Counter = field(default_factory=Counter)  # (step, full reason) -> rows
+    other: Counter = field(default_factory=Counter)  # rejected rows whose reason names no step
+
+    def add(self, row: dict[str, Any], verdicts: dict[str, Any]) -> None:
+        self.rows += 1
+        for step, verdict in verdicts.items():
+            if step not in self.order:
+                self.order.append(step)
+            if isinstance(verdict, dict) and verdict.get("kept") is False:
+                self.alone[step] += 1
+        status, reason = row.get("status") or "failed", row.get("reason") or ""
+        if status == "ok":
+            self.kept += 1
+        elif status == "failed":
+            self.failed += 1
+        else:
+            step = reason.split(":", 1)[0].strip()
+            if step in verdicts or step in self.order:
+                self.first[step] += 1
+                self.reasons[(step, reason)] += 1
+            else:
+                self.other[reason] += 1
+
+
+def filter_funnel(t: FilterTally) -> dict[str, Any] | None:
+    """Rows in → kept after each step, in the configured order, with the reasons each step gave."""
+    if not t.rows:
+        return None
+    left = t.rows - t.failed
+    steps = []
+    for step in t.order:
+        dropped = t.first.get(step, 0)
+        steps.append(
+            {
+                "step": step,
+                "in": left,
+                "dropped": dropped,
+                "kept": left - dropped,
+                "alone": t.alone.get(step, 0),
+                "reasons": [
+                    {"reason": r, "text": r.split(":", 1)[1].strip() if ":" in r else r, "count": n}
+                    for (s, r), n in t.reasons.most_common()
+                    if s == step
+                ],
+            }
+        )
+        left -= dropped
+    return {
+        "rows": t.rows,
+        "failed": t.failed,
+        "kept": t.kept,
+        "steps": steps,
+        "other": [{"reason": r, "count": n} for r, n in t.other.most_common()],
+    }
+
+
+def source_status(tally: RunTally) -> dict[str, Any]:
+    """Samples per data source and final status (ok / rejected / failed), with totals."""
+    sources = sorted({src for src, _ in tally.by_source})
+    rows = []
+    for src in sources:
+        counts = {st: tally.by_source.get((src, st), 0) for st in STATUSES}
+        rows.append({"source": src, **counts, "total": sum(counts.values())})
+    totals = {st: sum(r[st] for r in rows) for st in STATUSES}
+    return {"rows": rows, "totals": {**totals, "total": sum(totals.values())}}
+
+
+@dataclass
 class RunTally:
     """Everything the summary needs from every sample, accumulated one view at a time, so a report of
     a 300,000-sample run never holds 300,000 views (`curation.report.load.iter_shard_views`)."""
@@ -68,10 +146,16 @@ class RunTally:
     filtered: bool = False
     stages: dict[str, StageTally] = field(default_factory=dict)
     kept: SetTally = field(default_factory=SetTally)
+    # (data_source, final status) -> samples
+    by_source: Counter = field(default_factory=Counter)
+    filter_steps: FilterTally = field(default_factory=lambda: FilterTally())
 
     def add(self, view: dict[str, Any]) -> None:
         self.samples += 1
         self.final[view["status"]] += 1
+        self.by_source[(view["data_source"] or "(none)", view["status"])] += 1
+        if view.get("filter") is not None and "filter" in view["stages"]:
+            self.filter_steps.add(view["stages"]["filter"], view["filter"].get("verdicts") or {})
         for stage, row in view["stages"].items():
             st = self.stages.setdefault(stage, StageTally())
             st.rows += 1
@@ -81,7 +165,11 @@ class RunTally:
                 st.reasons[f"{row['status']}: {row['reason'] or '(no reason given)'}"] += 1
         for stage, llm in view["llm"].items():
             self.stages.setdefault(stage, StageTally()).llm.update(
-                {k: int(v or 0) for k, v in llm.items() if k not in ("model", "prompt_hash")}
+                {
+                    k: int(v or 0)
+                    for k, v in llm.items()
+                    if k not in ("model", "requested_model", "prompt_hash")
+                }
             )
         if "filter" in view["stages"]:
             self.filtered = True
@@ -299,7 +387,7 @@ def read_set(path: Path | None) -> SetTally | None:
     folder), read in batches: only counts and lengths are kept, whatever the set's size."""
     if path is None or not path.exists():
         return None
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else set_files(path)
     tally = SetTally()
     found = False
     for f in files:
@@ -317,6 +405,22 @@ def read_set(path: Path | None) -> SetTally | None:
             tally.by_source.update(part.by_source)
             tally.lengths += part.lengths
     return tally if found else None
+
+
+def set_files(folder: Path) -> list[Path]:
+    """The files holding a set's rows, each row once.
+
+    A published set holds the same rows three times (curation/publish/run.py): Hub Parquet under
+    `data/`, a `load_from_disk` copy (`<split>/*.arrow`) and the Video-R1 JSONL under `videor1/`.
+    Reading all of them counted every row three times; one copy is read, in that order of
+    preference. Any other folder: every file in it.
+    """
+    parquet = sorted((folder / "data").glob("*.parquet"))
+    if parquet:
+        return parquet
+    if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+        return sorted(folder.rglob("*.arrow"))
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def _set_rows(f: Path) -> Iterator[dict[str, Any]]:

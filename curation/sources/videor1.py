@@ -3,8 +3,8 @@
 The dialect (reference/videorft.md §2): `path` ("./<Source>/.../x.mp4", the "./" is dropped by the
 path rules), `solution` wrapped in `<answer>…</answer>` (we keep the bare answer), `options` in
 their own field (Video-R1, eval files) or, in VideoRFT's files, as "A. …" lines inside `problem`.
-When a multiple-choice row has no options field, options are parsed out of the problem text:
-lines like "A. …", "(A) …", "A) …", lettered A, B, C, ... in order (at least two). The problem then
+When a multiple-choice row has no options field (or the same options in both places), options are
+parsed out of the problem text: lines like "A. …", "(A) …", "A) …", lettered A, B, C, ... in order (at least two). The problem then
 keeps only the question (an "Options:"/"Choices:" header line is dropped) and the original text is
 kept in meta["original_problem"]. `problem_id` and `process` (the `<think>` CoT) are kept in meta.
 Options written inline on one line ("... A. cat B. dog") are not split: such a row is rejected as
@@ -19,7 +19,7 @@ from typing import Any
 
 from curation.records import MULTIPLE_CHOICE, normalize_problem_type
 from curation.sources.annotations import canonical_fields
-from curation.sources.validate import Prepared, option_entries, split_option
+from curation.sources.validate import Prepared, RowRejected, normalize_options, option_entries, split_option
 
 ANSWER_TAG_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL | re.IGNORECASE)
 _OPTIONS_HEADER_RE = re.compile(r"^\s*(?:options|choices)\s*:?\s*$", re.IGNORECASE)
@@ -87,16 +87,24 @@ def videor1_fields(record: dict[str, Any], column_map: dict[str, str] | None = N
             prepared.meta[key] = prepared.extra.pop(key)
 
     problem = fields.get("problem")
-    if (
-        normalize_problem_type(fields.get("problem_type")) == MULTIPLE_CHOICE
-        and isinstance(problem, str)
-        and not option_entries(fields.get("options"))  # may reject (bad options): that is the reason
-    ):
+    if normalize_problem_type(fields.get("problem_type")) == MULTIPLE_CHOICE and isinstance(problem, str):
+        entries = option_entries(fields.get("options"))  # may reject (bad options): that is the reason
         split = split_embedded_options(problem)
-        if split is not None:
+        # Options only in the problem (VideoRFT's files), or in both places identically: the problem
+        # keeps the question, the options go to their field, and the source text is kept so the
+        # VideoRFT export gives it back unchanged (and no prompt ever lists the options twice).
+        if split is not None and (not entries or _same_options(split[1], entries)):
             fields["problem"], fields["options"] = split
             prepared.meta["original_problem"] = problem
     return prepared
+
+
+def _same_options(embedded: list[str], entries: list[str]) -> bool:
+    try:
+        listed = normalize_options(entries)
+    except RowRejected:
+        return False
+    return [" ".join(o.split()) for o in embedded] == [" ".join(o.split()) for o in listed]
 
 
 def prepare_videor1(column_map: dict[str, str]) -> Callable[[dict[str, Any]], Prepared]:

@@ -3,8 +3,12 @@
 Every LLM stage row carries the same lineage and accounting columns (`ROW_COLUMNS`), whether it
 succeeded or not, so the stage tables have one schema and the manifest can add them up:
 
-    status, reason, model, prompt_hash, raw, requests, cache_hits,
+    status, reason, model, served_model, simulated, prompt_hash, raw, requests, cache_hits,
     prompt_tokens, completion_tokens, reasoning_tokens
+
+`model` is the name the recipe asked for, `served_model` the name the server answered with (the
+`model` field of its responses; several, comma-separated, if they differed), `simulated` whether
+the simulated endpoint answered (curation/provenance.py).
 
 `raw` is what the model wrote in its last answer (a JSON list of every answer when the stage made
 a repair request), kept even when parsing failed: it was paid for, and it is how a bad row is
@@ -28,6 +32,7 @@ from curation.llm.errors import GatewayError
 from curation.llm.gateway import ChatRequest, ChatResult
 from curation.llm.messages import ImageDetail, Part, frame_parts, image_parts, video_url_for, video_url_part
 from curation.prompts import PromptSet, load_prompt, prompt_hash
+from curation.provenance import response_is_simulated
 from curation.records import FAILED, OK
 
 if TYPE_CHECKING:
@@ -37,6 +42,8 @@ ROW_COLUMNS: tuple[str, ...] = (
     "status",
     "reason",
     "model",
+    "served_model",
+    "simulated",
     "prompt_hash",
     "raw",
     "requests",
@@ -218,6 +225,9 @@ class RowLedger:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     raws: list[str] = field(default_factory=list)
+    # What answered: the responses' own `model` names, in order of first appearance.
+    served: list[str] = field(default_factory=list)
+    simulated: bool = False
 
     async def complete(
         self, gateway: Any, messages: list[dict[str, Any]], params: dict[str, Any], tag: str
@@ -241,6 +251,9 @@ class RowLedger:
             self.raws.append(raw_text(result))
             if not self.model:
                 self.model = result.model
+            if result.model and result.model not in self.served:
+                self.served.append(result.model)
+            self.simulated = self.simulated or response_is_simulated(result.raw)
         return result
 
     @property
@@ -254,6 +267,8 @@ class RowLedger:
             "status": status,
             "reason": reason,
             "model": self.model,
+            "served_model": ", ".join(self.served),
+            "simulated": self.simulated,
             "prompt_hash": self.prompt_hash,
             "raw": self.raw,
             "requests": self.requests,

@@ -12,7 +12,7 @@ from datasets import load_dataset, load_from_disk
 from curation.filters.base import count_tokens, think_text
 from flows.curate import run_curate
 from sim_endpoint.config import plants
-from sim_endpoint.server import SimConfig, reset_sim_stats, running_sim_server, sim_stats
+from sim_endpoint.server import SIM_MODEL_NAME, SimConfig, reset_sim_stats, running_sim_server, sim_stats
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +85,17 @@ def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(
         if stage != "publish":
             assert d["in"] == d["ok"] + d["rejected"] + d["failed"], stage
 
+    # ---- provenance: what answered, not what the recipe asked for ---------------------------------
+    for stage in ("caption", "draft", "revise"):
+        entry = m1["stages"][stage]
+        assert list(entry["served_models"]) == [SIM_MODEL_NAME]
+        assert sum(entry["served_models"].values()) >= entry["ok"]
+        assert entry["simulated"] is True and entry["model"] != SIM_MODEL_NAME
+    assert set(cot["model_revise"]) == {SIM_MODEL_NAME}
+    card = Path(pub["cards"]["cot"]).read_text()
+    assert "simulated endpoint" in card.split("# ", 1)[1].split("\n\n")[1]
+    assert json.loads((Path(pub["cot_dir"]).parent / "publish.json").read_text())["provenance"]["simulated"]
+
     # ---- one filter threshold changed: 0 LLM requests, the published set follows ----------------
     lengths = sorted(count_tokens(think_text(p), "regex") for p in cot["process"])
     new_min = lengths[len(lengths) // 2]
@@ -123,4 +134,7 @@ def test_filters_reject_exactly_the_plants_and_regeneration_is_cheap(
     assert sim_stats(url)["requests"] == 0
     assert m4["stages"]["filter"]["computed"] == m4["stages"]["filter"]["in"]
     assert m4["stages"]["revise"]["reused"] == m4["stages"]["revise"]["in"]
+    # Same rows as m3 published: that version is reused, no new folder.
+    assert m4["publish"]["reused"] is True and m4["publish"]["version"] == m3["publish"]["version"]
+    assert m3["publish"]["reused"] is False
     assert json.loads((run / "manifest.json").read_text())["status"] == "completed"

@@ -6,161 +6,39 @@ endpoint, publishes it, and starts `train_sft` → `train_grpo` → `evaluate` a
 worker with the tiny random Qwen2.5-VL. Checked through the Prefect client: the three training flow
 runs COMPLETED, each with the published dataset version as a parameter, chained by checkpoint.
 
-Every process started here runs in its own process group and is killed (with its descendants) at
-the end, pass or fail. The test's own Prefect client calls go to this server through
-`temporary_settings`; tests/conftest.py's session PREFECT_HOME is left alone.
+Servers and workers: tests/ops/prefect_server.py (killed at the end, pass or fail).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from prefect_server import PY, REPO, Processes, api, demo_recipe_for, start_server, start_worker, wait_healthy
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-PY = sys.executable
 N_SAMPLES = 8
 SEED = 3  # with test_fraction 0.25: both sets get train and test rows (checked below)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Processes:
-    """Background processes, each in its own session; `stop_all` kills their whole trees."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.started: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        self.started.append((name, proc))
-        return proc
-
-    def log(self, name: str, tail: int = 80) -> str:
-        path = self.log_dir / f"{name}.log"
-        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-        return f"--- {name} (last {tail} lines) ---\n" + "\n".join(lines[-tail:])
-
-    def logs(self) -> str:
-        return "\n".join(self.log(name) for name, _ in self.started)
-
-    def stop_all(self) -> None:
-        import psutil
-
-        for _, proc in reversed(self.started):
-            try:
-                tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-            except psutil.NoSuchProcess:
-                tree = []
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            _, alive = psutil.wait_procs(tree, timeout=10)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            for p in alive:  # descendants that left the group
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    p.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, procs: Processes, timeout_s: float = 150) -> float:
-    t0 = time.time()
-    while time.time() - t0 < timeout_s:
-        if proc.poll() is not None:
-            pytest.fail(f"prefect server exited with {proc.returncode}\n{procs.log('server')}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return time.time() - t0
-        time.sleep(0.5)
-    pytest.fail(f"prefect server not healthy after {timeout_s}s\n{procs.log('server')}")
-
-
-@contextlib.contextmanager
-def _api(url: str) -> Iterator[None]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: url}):
-        yield
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    p = Processes(log_dir)
-    try:
-        yield p
-    finally:
-        p.stop_all()
-
-
 def _curate_recipe(sim_url: str, annotations: Path, work: Path) -> dict[str, Any]:
     """configs/demo.yaml with the simulated endpoint, this test's paths and a held-out split."""
-    from curation.config import expand_env
-
-    os.environ["VIDEORFT_SIM_URL"] = sim_url
-    try:
-        data = expand_env(yaml.safe_load((REPO / "configs" / "demo.yaml").read_text()))
-    finally:
-        os.environ.pop("VIDEORFT_SIM_URL", None)
-    data["source"]["path"] = str(annotations)
-    data["source"]["media_root"] = str(annotations.parent)
+    data = demo_recipe_for(sim_url, annotations, work)
     data["run"].update(name="ops", runs_dir=str(work / "runs"), shard_size=N_SAMPLES)
-    data.setdefault("publish", {}).update(out_dir=str(work / "published"), test_fraction=0.25)
+    data["publish"]["test_fraction"] = 0.25
     return data
 
 
 def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path, procs: Processes) -> None:
     t_start = time.time()
     timings: dict[str, float] = {}
-    port = _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    base_env.update(
-        PREFECT_HOME=str(tmp_path / "prefect-home"),
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="INFO",
-        DO_NOT_TRACK="1",
-        PYTHONUNBUFFERED="1",
-    )
-    server = procs.start(
-        "server",
-        [PY, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        base_env,
-    )
-    env = {
-        **base_env,
-        "PREFECT_API_URL": api_url,
-        # Workers poll every second (default 10 s); flow runs on 2 cores: one torch thread each.
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
+    server, srv = start_server(procs, tmp_path / "prefect-home")
+    api_url, env = srv.api_url, srv.env
 
     # While the server migrates its fresh database: data, tiny model, simulated endpoint.
     from curation.sources.synthetic import generate
@@ -169,7 +47,7 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
 
     annotations = generate(tmp_path / "synth", N_SAMPLES, seed=SEED)
     model_dir = build_tiny_qwen25vl(tmp_path / "tiny-qwen")
-    timings["server_healthy"] = _wait_healthy(api_url, server, procs)
+    timings["server_healthy"] = wait_healthy(api_url, server, procs)
 
     sim_cfg = SimConfig(annotations=[str(annotations)], latency_s=0.0, jitter_s=0.0)
     with running_sim_server(sim_cfg) as sim_url:
@@ -186,30 +64,14 @@ def test_pipeline_runs_training_as_deployments_on_a_local_server(tmp_path: Path,
         assert deploy.returncode == 0, f"videorft deploy failed:\n{deploy.stdout}\n{deploy.stderr}"
 
         for pool in ("cpu", "gpu"):
-            procs.start(
-                f"worker-{pool}",
-                [
-                    PY,
-                    "-m",
-                    "prefect",
-                    "worker",
-                    "start",
-                    "--pool",
-                    pool,
-                    "--type",
-                    "process",
-                    "--name",
-                    f"test-{pool}",
-                ],
-                env,
-            )
+            start_worker(procs, pool, env)
 
         from prefect import get_client
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName
         from prefect.client.schemas.sorting import FlowRunSort
         from prefect.deployments import run_deployment
 
-        with _api(api_url):
+        with api(api_url):
             with get_client(sync_client=True) as client:
                 # What deploy set up: pools, the GPU slot limit, the endpoint tag limit, deployments.
                 assert client.read_work_pool("gpu").concurrency_limit == 1

@@ -27,8 +27,7 @@ def test_failed_media_never_reach_the_rl_set(tmp_path):
 
     result = publish_run(store, tmp_path / "out", PublishConfig(version="v1"), run_name="r", lineage={})
     assert result.rl_rows == 4  # five valid questions, one with failed media
-    rl_ids = [json.loads(line)["problem_id"] for line in result.exports["rl-train"].read_text().splitlines()]
-    assert rl_ids == list(range(4))  # Video-R1 problem ids stay contiguous
+    assert len(json.loads(result.exports["rl-train"].read_text())) == 4  # Video-R1's JSON array
     assert bad.media_path not in result.exports["rl-train"].read_text()
     card = result.cards["rl"].read_text()
     assert "truncated file: …/" in card and str(tmp_path) not in card

@@ -195,3 +195,15 @@ def test_load_from_disk_copy_is_streamed_in_batches_and_reads_back(tmp_path):
     # Same rows, same fingerprint (caches keyed on it stay valid when a set is republished unchanged).
     again = publish(tmp_path / "b")
     assert again["train"]._fingerprint == dd["train"]._fingerprint != dd["test"]._fingerprint
+
+
+def test_problem_ids_keep_the_sources_and_never_collide():
+    from curation.publish.export import ProblemIds
+
+    ids = ProblemIds(
+        [("a", {"problem_id": 40}), ("b", {}), ("c", {"problem_id": "7"}), ("d", {"problem_id": "x"})]
+    )
+    assert (ids["a"], ids["c"]) == (40, 7)  # the source's own (an int, or a string of digits)
+    assert (ids["b"], ids["d"]) == (41, 42)  # after the largest source id, in source order
+    plain = ProblemIds([("a", {}), ("b", {})])
+    assert (plain["a"], plain["b"]) == (0, 1)

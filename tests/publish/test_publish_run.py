@@ -10,7 +10,12 @@ import yaml
 from publish_fixture import build_run
 
 from curation.publish import PublishConfig, publish_run
-from curation.publish.export import VIDEOR1_FIELDS_COT, VIDEOR1_FIELDS_RL
+from curation.publish.export import (
+    VIDEOR1_FIELDS_COT,
+    VIDEOR1_FIELDS_RL,
+    VIDEORFT_FIELDS_COT,
+    VIDEORFT_FIELDS_RL,
+)
 from curation.records import PROBLEM_TYPES
 from curation.store import RunStore
 
@@ -65,7 +70,8 @@ def test_result_layout_and_latest(published):
     assert not [p for p in root.iterdir() if p.name.startswith(".tmp")]
     meta = json.loads((root / result.version / "publish.json").read_text())
     assert meta["rows"] == {"cot": 2, "rl": 5} and meta["content_hash"] == result.content_hash
-    assert set(result.exports) == {"cot-train", "rl-train"} and set(result.cards) == {"cot", "rl"}
+    assert set(result.exports) == {"cot-train", "rl-train", "videorft-cot-train", "videorft-rl-train"}
+    assert set(result.cards) == {"cot", "rl"}
 
 
 def test_cot_set_loads_back_both_ways_with_lineage(published):
@@ -137,7 +143,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_videor1_exports(published):
     result, s, _ = published
-    cot, rl = read_jsonl(result.exports["cot-train"]), read_jsonl(result.exports["rl-train"])
+    assert result.exports["cot-train"].name == "cot-train.json"  # a JSON array, like Video-R1's files
+    cot, rl = (
+        json.loads(result.exports["cot-train"].read_text()),
+        json.loads(result.exports["rl-train"].read_text()),
+    )
     assert len(cot) == 2 and len(rl) == 5
     assert all(list(r) == list(VIDEOR1_FIELDS_COT) for r in cot)
     assert all(list(r) == list(VIDEOR1_FIELDS_RL) for r in rl)
@@ -151,6 +161,22 @@ def test_videor1_exports(published):
         assert rl_pid[r["path"] + r["problem"]] == r["problem_id"]
     k1 = next(r for r in rl if r["problem"] == s["mc_ok"].problem)
     assert k1["path"] == "./videos/k1.mp4" and k1["options"][1] == "B. She pours flour"
+
+
+def test_videorft_exports_embed_the_options(published):
+    result, s, _ = published
+    cot = read_jsonl(result.exports["videorft-cot-train"])
+    rl = read_jsonl(result.exports["videorft-rl-train"])
+    assert result.exports["videorft-rl-train"].parent.name == "videorft"
+    assert all(list(r) == list(VIDEORFT_FIELDS_COT) for r in cot)
+    assert all(list(r) == list(VIDEORFT_FIELDS_RL) for r in rl)
+    by_path = {r["path"]: r for r in rl}
+    mc = by_path["./videos/k1.mp4"]
+    assert mc["problem"] == "\n".join([s["mc_ok"].problem, *s["mc_ok"].options])
+    assert by_path["./images/apples.jpg"]["problem"] == s["num_ok"].problem  # non-MC: unchanged
+    # same problem_id for the same sample in both trainers' files
+    r1 = {r["path"]: r["problem_id"] for r in json.loads(result.exports["rl-train"].read_text())}
+    assert {p: r["problem_id"] for p, r in by_path.items()} == r1
 
 
 def test_cards_front_matter_and_tables(published):
@@ -172,6 +198,7 @@ def test_cards_front_matter_and_tables(published):
         assert "| sources | 7 | 5 | 2 | 0 |" in card
         assert "`sim/reviser` | `rev0001`" in card
         assert "load_from_disk" in card and 'load_dataset("parquet"' in card and "videor1/" in card
+        assert "videorft/" in card and "Video-R1-data" in card and "VideoRFT-Data" in card
     assert front_matter(cot_card)["pretty_name"] == "videorft CoT"
     # counts per source and problem type
     assert "| synthetic/kitchen | 1 | 0 | 1 |" in cot_card

@@ -46,7 +46,8 @@ def _caption(n: int) -> dict[str, Any]:
         "video_caption": "A red ball rolls across a table past a blue cube and stops near the edge.",
         "frames": [
             {
-                "timestamp": round(0.5 * k, 2),
+                # As the caption prompt asks and models write them: "HH:MM:SS" text.
+                "timestamp": f"00:00:{int(0.5 * k):02d}",
                 "caption": f"Frame {k}: the red ball is {'left of' if k < n // 2 else 'right of'} the cube.",
                 "key_elements": {"objects": ["red ball", "blue cube"], "motion": "rolling right", "text": ""},
             }
@@ -78,7 +79,7 @@ PLAN = [
         "video",
         "filter",
         "rejected",
-        "answer mismatch",
+        "accuracy: answer mismatch",
     ),
     (
         "What colour is the cube?",

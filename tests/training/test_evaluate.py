@@ -68,7 +68,7 @@ def test_run_eval_scores_a_perfect_model(
     from training.data import assistant_target
 
     monkeypatch.setattr(
-        evaluate.HFGenerator, "__call__", lambda self, batch: [assistant_target(r) for r in batch]
+        evaluate.HFGenerator, "__call__", lambda self, batch: [assistant_target(p.row) for p in batch]
     )
     metrics = evaluate.run_eval(
         repo_root / "recipes/tiny/eval.yaml",

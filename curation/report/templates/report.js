@@ -13,7 +13,8 @@
   var byId = new Map();
   SAMPLES.forEach(function (s, i) { byId.set(s.id, i); });
 
-  var state = { q: "", filters: {}, page: 0, rows: [], current: null };
+  // reason: {stage, reason, status} set by clicking a reason in the summary (null: any reason).
+  var state = { q: "", filters: {}, reason: null, page: 0, rows: [], current: null };
   var $ = function (id) { return document.getElementById(id); };
   var rowsEl = $("rows");
   var pagerEl = $("pager");
@@ -25,7 +26,10 @@
   function esc(v) { return String(v == null ? "" : v).replace(/[&<>"']/g, function (c) { return ESC[c]; }); }
   function badge(status) { return '<span class="badge st-' + esc(status || "none") + '">' + esc(status || "–") + "</span>"; }
   function fmtTime(t) {
-    if (t == null) return "";
+    // Frame times are seconds from the extractor; caption times are "HH:MM:SS" text written by the
+    // model (shown as written: the number the model used is what the draft will quote).
+    if (t == null || t === "") return "";
+    if (typeof t !== "number") return String(t);
     var m = Math.floor(t / 60), s = t - 60 * m;
     return m + ":" + (s < 10 ? "0" : "") + s.toFixed(1);
   }
@@ -47,12 +51,20 @@
     return s._hay;
   }
 
+  function reasonMatch(s, r) {
+    // A step name matches every reason it gave ("length" matches "length: too short").
+    if (s.stopped_at !== r.stage) return false;
+    if (r.status && s.status !== r.status) return false;
+    if (r.reason === "*") return true;
+    return s.reason === r.reason || s.reason.indexOf(r.reason + ":") === 0;
+  }
+
   function applyFilters() {
     var terms = state.q.toLowerCase().split(/\s+/).filter(Boolean);
     var keys = Object.keys(state.filters).filter(function (k) { return state.filters[k]; });
     state.rows = [];
     for (var i = 0; i < SAMPLES.length; i++) {
-      var s = SAMPLES[i], keep = true;
+      var s = SAMPLES[i], keep = !state.reason || reasonMatch(s, state.reason);
       for (var k = 0; k < keys.length && keep; k++) {
         keep = (s[keys[k]] || "(none)") === state.filters[keys[k]];
       }
@@ -115,8 +127,10 @@
     var body = c.video_caption ? '<p>' + esc(c.video_caption) + "</p>" : "";
     var frames = Array.isArray(c.frames) ? c.frames : [];
     if (frames.length) {
-      body += '<table class="caption-table"><thead><tr><th>time</th><th>caption</th><th>key elements</th></tr></thead><tbody>' +
-        frames.map(function (f) {
+      // Each per-frame caption beside the frame it describes (matched at build time).
+      body += '<table class="caption-table" id="caption-frames"><thead><tr><th>frame</th><th>time</th><th>caption</th><th>key elements</th></tr></thead><tbody>' +
+        frames.map(function (f, i) {
+          var fr = (s.caption_frames || [])[i] || [null, null];
           var ke = f.key_elements && typeof f.key_elements === "object"
             ? Object.keys(f.key_elements).filter(function (k) {
                 var v = f.key_elements[k];
@@ -125,13 +139,14 @@
                 return "<span><b>" + esc(k) + ":</b> " + valueHtml(f.key_elements[k]) + "</span>";
               }).join("")
             : valueHtml(f.key_elements);
-          return '<tr><td class="t">' + esc(fmtTime(f.timestamp)) + "</td><td>" + esc(f.caption) +
-            '</td><td><div class="ke">' + ke + "</div></td></tr>";
+          var at = fr[1] != null ? '<div class="muted" title="time of the extracted frame">frame ' + esc(fmtTime(fr[1])) + "</div>" : "";
+          return '<tr class="cap-row"><td class="cap-frame">' + img(fr[0], "thumb") + '</td><td class="t">' + esc(fmtTime(f.timestamp)) + at +
+            "</td><td>" + esc(f.caption) + '</td><td><div class="ke">' + ke + "</div></td></tr>";
         }).join("") + "</tbody></table>";
     }
     body += '<details><summary>Structured caption JSON</summary><pre class="json">' +
       esc(JSON.stringify(c, null, 2)) + "</pre></details>";
-    return section("Caption", body);
+    return section("Frames and captions", body);
   }
 
   function diffHtml(s) {
@@ -251,10 +266,36 @@
     document.body.classList.remove("noscroll");
   }
 
+  function showReason(r) {
+    state.reason = r;
+    $("reason-chip").hidden = !r;
+    if (r) $("reason-chip-text").textContent = r.stage + (r.status ? " · " + r.status : "") + (r.reason && r.reason !== "*" ? ": " + r.reason : "");
+  }
+
+  function applyHashFilter(params) {
+    // "#filter:stage=filter&reason=length" (a step or a reason of the summary) or
+    // "#filter:data_source=x&status=rejected" (a cell of the source table): links anyone can share.
+    var stage = params.get("stage");
+    showReason(stage ? { stage: stage, reason: params.get("reason") || "", status: params.get("status") || "" } : null);
+    state.filters = {};
+    ["status", "data_source", "problem_type"].forEach(function (k) {
+      if (!stage && params.get(k)) state.filters[k] = params.get(k);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("#filters select"), function (sel) {
+      sel.value = state.filters[sel.dataset.field] || "";
+    });
+    applyFilters();
+    document.getElementById("samples").scrollIntoView();
+  }
+
+  function dropHash() { history.replaceState(null, "", location.pathname + location.search); }
+
   function route() {
     var m = /^#sample=(.+)$/.exec(location.hash);
-    if (m) openDetail(decodeURIComponent(m[1]));
-    else if (state.current !== null) closeDetail();
+    var f = /^#filter:(.*)$/.exec(location.hash);
+    if (m) { openDetail(decodeURIComponent(m[1])); return; }
+    if (state.current !== null) closeDetail();
+    if (f) applyHashFilter(new URLSearchParams(f[1]));
   }
 
   function go(id) { location.hash = "sample=" + encodeURIComponent(id); }
@@ -281,8 +322,10 @@
   Array.prototype.forEach.call(document.querySelectorAll("#filters select"), function (sel) {
     sel.addEventListener("change", function () { state.filters[sel.dataset.field] = sel.value; applyFilters(); });
   });
+  $("reason-clear").addEventListener("click", function () { dropHash(); showReason(null); applyFilters(); });
   $("reset").addEventListener("click", function () {
-    $("q").value = ""; state.q = ""; state.filters = {};
+    dropHash();
+    $("q").value = ""; state.q = ""; state.filters = {}; showReason(null);
     Array.prototype.forEach.call(document.querySelectorAll("#filters select"), function (sel) { sel.value = ""; });
     applyFilters();
   });
