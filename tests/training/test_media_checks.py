@@ -28,15 +28,13 @@ def _broken_row(rows: list[dict]) -> dict:
     return row
 
 
-@pytest.fixture(scope="module")
-def dataset_with_a_broken_row(tmp_path_factory) -> Path:
+@pytest.fixture
+def dataset_with_a_broken_row(tmp_path, rows) -> Path:
     """train: every test row twice plus one row whose video is truncated; test: the same."""
     import datasets
-    from conftest import published_rows  # tests/training/conftest.py: a plain module on sys.path
 
-    rows = published_rows()
     train = [*rows, _broken_row(rows), *rows]
-    out = tmp_path_factory.mktemp("broken-dataset") / "cot"
+    out = tmp_path / "broken-dataset" / "cot"
     datasets.DatasetDict(
         {
             "train": datasets.Dataset.from_list(train),
