@@ -17,6 +17,7 @@ export DO_NOT_TRACK := 1
 
 setup: $(STAMP)
 	@scripts/ensure_chromium.sh
+	@scripts/ensure_ffmpeg.sh
 	@# Prefect 3.8.8's server breaks silently with some SQLAlchemy / fastapi releases: check them.
 	@$(BIN)/python -m flows.prefect_compat
 

@@ -118,7 +118,10 @@ def ensure_video(codec: str, seconds: int) -> tuple[Path, float | None]:
 
 
 def via_pipeline(reader: str) -> Callable[[Path], tuple[list[int], list[np.ndarray]]]:
-    cfg = VideoConfig(reader=reader, fallback_readers=[], num_frames=N_FRAMES, max_pixels=WIDTH * HEIGHT)
+    # size_factor 1: frames stay 1280x720 (no resize), so frame_number reads their boxes.
+    cfg = VideoConfig(
+        reader=reader, fallback_readers=[], num_frames=N_FRAMES, max_pixels=WIDTH * HEIGHT, size_factor=1
+    )
 
     def run(path: Path) -> tuple[list[int], list[np.ndarray]]:
         sampled = sample_frames(path, cfg)

@@ -22,6 +22,7 @@ REPO = HERE.parent
 # (script, quick args, full args). Scripts that need a GPU say so and exit with SKIPPED on CPU.
 BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_video_sampling.py", ["--quick"], []),
+    ("bench_video_memory.py", ["--quick", "--sizes", "720p", "4K"], []),
     ("bench_gateway.py", ["--quick"], []),
     ("bench_peers.py", ["--quick"], []),
     ("bench_scale.py", ["--quick"], ["--n", "100000"]),

@@ -23,15 +23,25 @@ class VideoScriptArguments(trl.ScriptArguments):
 
     `dataset_name` is a path: a `save_to_disk` folder (DatasetDict with train[/test]) or parquet/json
     files; `media_root` is where `media_path` values are resolved (never hard-coded, never an env var).
-    Frames: `video_num_frames` sampled uniformly by `curation.video`, downscaled to
-    `video_max_pixels`; the processor then fits them into [`video_min_pixels`, `video_max_pixels`]
-    (VideoRFT: 16 frames, min = max = 128·28·28).
+    Frames: the curation recipe's rules (`curation.video`, qwen-vl-utils' own): `video_num_frames`
+    at linspace positions (or `video_sampling: fps` at `video_fps`, clamped to
+    [`video_min_frames`, `video_max_frames`]), smart_resized once from the source into
+    [`video_min_pixels`, `video_max_pixels`]; the processor keeps that size (VideoRFT: 16 frames,
+    min = max = 128·28·28). Images: [`image_min_pixels`, `image_max_pixels`].
+    Media preflight: before the model loads, every media file of the split is opened (a sample of
+    `media_preflight_max_files` on bigger sets; 0 turns it off) and the run fails naming missing ones.
     """
 
     media_root: str | None = field(
         default=None, metadata={"help": "Folder that `media_path` is relative to."}
     )
-    video_num_frames: int = field(default=16, metadata={"help": "Frames sampled uniformly per video."})
+    video_num_frames: int = field(default=16, metadata={"help": "Frames per video (uniform sampling)."})
+    video_sampling: str = field(default="uniform", metadata={"help": "uniform | fps (qwen-vl-utils' modes)."})
+    video_fps: float = field(default=2.0, metadata={"help": "Frames per second of video (fps sampling)."})
+    video_min_frames: int = field(default=4, metadata={"help": "Fewest frames (fps sampling)."})
+    video_max_frames: int = field(
+        default=768, metadata={"help": "Most frames (fps sampling; qwen-vl-utils' FPS_MAX_FRAMES = 768)."}
+    )
     video_max_pixels: int = field(default=VIDEO_MAX_PIXELS, metadata={"help": "Max pixels per frame."})
     video_min_pixels: int = field(
         default=VIDEO_MIN_PIXELS, metadata={"help": "Min pixels per frame (processor)."}
@@ -58,6 +68,17 @@ class VideoScriptArguments(trl.ScriptArguments):
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N eval rows."})
     media_cache_size: int = field(default=64, metadata={"help": "Decoded clips kept in memory per process."})
+    media_preflight_max_files: int | None = field(
+        default=10000,
+        metadata={
+            "help": "Media files opened before the model loads: all of them up to this many, else a "
+            "deterministic sample of this many; null checks every file, 0 skips the check."
+        },
+    )
+    media_preflight_max_missing: float = field(
+        default=0.0,
+        metadata={"help": "Fraction of checked media files allowed to be missing (they are then skipped)."},
+    )
 
 
 @dataclass

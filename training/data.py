@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.records import MULTIPLE_CHOICE, normalize_problem_type
+from training.media_checks import MediaSkips, RowReplacer, keep_or_replace, replacing_transform
 from training.video_io import MediaLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -248,9 +249,12 @@ class SFTCollator:
         prompts: PromptConfig | None = None,
         frames_as_images: bool = False,
         max_length: int | None = None,
+        replacer: RowReplacer | None = None,
     ) -> None:
         self.processor = processor
         self.loader = loader
+        # Undecodable media: the row leaves the batch, counted (training.media_checks); None raises.
+        self.replacer = replacer
         self.prompts = prompts or PromptConfig()
         self.frames_as_images = frames_as_images
         self.max_length = max_length
@@ -258,7 +262,7 @@ class SFTCollator:
 
     def conversations(self, rows: Sequence[dict[str, Any]]) -> tuple[list[list[dict]], list[dict]]:
         conversations, metadata = [], []
-        for row in rows:
+        for row in keep_or_replace(list(rows), self.loader, self.replacer):
             parts, meta = media_parts(row, self.loader, frames_as_images=self.frames_as_images)
             conversations.append(build_messages(row, parts, prompts=self.prompts, with_target=True))
             if meta is not None:
@@ -337,7 +341,17 @@ def grpo_transform(
 
 
 def with_grpo_prompts(
-    dataset: Any, loader: MediaLoader, *, prompts: PromptConfig | None = None, frames_as_images: bool = False
+    dataset: Any,
+    loader: MediaLoader,
+    *,
+    prompts: PromptConfig | None = None,
+    frames_as_images: bool = False,
+    skips: MediaSkips | None = None,
 ) -> Any:
+    """`dataset` with prompts built on access; with `skips`, a row whose media cannot be loaded is
+    swapped for a decodable row of the same split (counted in `skips`) instead of failing a step."""
     check_columns(dataset, RL_COLUMNS)
-    return dataset.with_transform(grpo_transform(loader, prompts=prompts, frames_as_images=frames_as_images))
+    transform = grpo_transform(loader, prompts=prompts, frames_as_images=frames_as_images)
+    if skips is not None:
+        transform = replacing_transform(transform, RowReplacer(dataset, loader, skips))
+    return dataset.with_transform(transform)

@@ -44,7 +44,7 @@ from training.eval_loop import OK, EvalTask, PredictionStore, Ranks, run_task, s
 from training.eval_prompts import EvalMediaError, EvalPrompter, PreparedPrompt, resolve_style
 from training.rewards import FORMAT_RE
 from training.scoring import extract_answer, mean_relative_accuracy, score_answer
-from training.video_io import MediaLoader, VideoDecodeConfig
+from training.video_io import MediaLoader, decode_config_from_args
 from training.vllm_inputs import vllm_request
 
 logger = logging.getLogger(__name__)
@@ -335,14 +335,8 @@ def answer_settings(args: EvalArguments, prompter: EvalPrompter) -> dict[str, An
 
 
 def make_prompter(args: EvalArguments, task: EvalTask) -> EvalPrompter:
-    loader = MediaLoader(
-        task.media_root,
-        VideoDecodeConfig(
-            num_frames=args.video_num_frames, max_pixels=args.video_max_pixels, reader=args.video_reader
-        ),
-        image_max_pixels=args.image_max_pixels,
-        maxsize=args.media_cache_size,
-    )
+    # The training frame recipe (frame rule, pixel budgets, reader) with this task's media root.
+    loader = MediaLoader(task.media_root, decode_config_from_args(args), maxsize=args.media_cache_size)
     return EvalPrompter(
         loader,
         resolve_style(args.prompt_style, task.default_style),

@@ -23,12 +23,13 @@ from trl import GRPOTrainer, ModelConfig, TrlParser, get_peft_config
 from training.checkpoints import use_checkpoint_loader
 from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe, to_dict
 from training.data import PromptConfig, load_rows, prompt_hashes, with_grpo_prompts
+from training.media_checks import MediaSkips, report_media_skips, run_media_preflight
 from training.rewards import get_reward_funcs
 from training.run_setup import setup_run
 from training.schedule import schedule_callbacks
 from training.tiny_qwen import load_model_and_processor
 from training.video_grpo import VideoGRPOTrainer
-from training.video_io import MediaLoader, VideoDecodeConfig
+from training.video_io import MediaLoader
 
 logger = logging.getLogger(__name__)
 
@@ -45,30 +46,28 @@ def main(
     # ---- Data: flat RL rows + prompts built on access (never stored in Arrow) ---------------------
     if not script_args.dataset_name:
         raise ValueError("dataset_name (a dataset folder or parquet/json files) is required")
-    loader = MediaLoader(
-        script_args.media_root,
-        VideoDecodeConfig(
-            num_frames=script_args.video_num_frames,
-            max_pixels=script_args.video_max_pixels,
-            reader=script_args.video_reader,
-        ),
-        image_max_pixels=script_args.image_max_pixels,
-        maxsize=script_args.media_cache_size,
-    )
+    loader = MediaLoader.from_args(script_args)
     prompts = PromptConfig(script_args.system_prompt_path, script_args.answer_format_dir)
+    # Undecodable media: the row is replaced by a decodable one, with a warning and a count.
+    skips = MediaSkips.for_run(
+        training_args, resuming=bool(training_args.resume_from_checkpoint or last_checkpoint)
+    )
     train_dataset = load_rows(script_args.dataset_name, script_args.dataset_train_split)
     if script_args.max_train_samples is not None:
         train_dataset = train_dataset.select(range(min(script_args.max_train_samples, len(train_dataset))))
-    train_dataset = with_grpo_prompts(
-        train_dataset, loader, prompts=prompts, frames_as_images=script_args.frames_as_images
-    )
     eval_dataset = None
     if training_args.eval_strategy != "no":
         eval_dataset = load_rows(script_args.dataset_name, script_args.dataset_test_split)
         if script_args.max_eval_samples is not None:
             eval_dataset = eval_dataset.select(range(min(script_args.max_eval_samples, len(eval_dataset))))
+    # Every media file opens before the model loads: a wrong media_root fails here, naming files.
+    preflight = run_media_preflight(script_args, ("train", train_dataset), ("test", eval_dataset))
+    train_dataset = with_grpo_prompts(
+        train_dataset, loader, prompts=prompts, frames_as_images=script_args.frames_as_images, skips=skips
+    )
+    if eval_dataset is not None:
         eval_dataset = with_grpo_prompts(
-            eval_dataset, loader, prompts=prompts, frames_as_images=script_args.frames_as_images
+            eval_dataset, loader, prompts=prompts, frames_as_images=script_args.frames_as_images, skips=skips
         )
 
     # ---- Model and processor ----------------------------------------------------------------------
@@ -106,6 +105,7 @@ def main(
     else:
         trainer = VideoGRPOTrainer(**trainer_kwargs, media_loader=loader)
     use_checkpoint_loader(trainer)  # resume loads the checkpoint's weights (training/checkpoints.py)
+    report_media_skips(trainer, skips)
 
     # ---- Train ------------------------------------------------------------------------------------
     started = time.perf_counter()
@@ -113,6 +113,7 @@ def main(
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(train_result.metrics)
     metrics["train_samples"] = len(train_dataset)
+    metrics.update(skips.metrics())
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
@@ -130,6 +131,8 @@ def main(
             "reward_funcs": list(trainer.reward_func_names),
             "prompt_hashes": prompt_hashes(script_args.system_prompt_path, script_args.answer_format_dir),
             "media_cache": {"hits": loader.hits, "misses": loader.misses},
+            "media_preflight": preflight,
+            "media_skipped": skips.total(),
         }
         Path(training_args.output_dir, "videorft_run.json").write_text(
             json.dumps(record, indent=2, default=str)

@@ -198,7 +198,7 @@ SEMANTIC_MAX_PIXELS = 128 * 28 * 28
 
 
 def curation_video_decoder(max_pixels: int = SEMANTIC_MAX_PIXELS) -> VideoDecoder:
-    """`curation.video.sample_frames` (uniform centre sampling, decoder fallbacks, pixel budget) as a
+    """`curation.video.sample_frames` (Qwen's frame rules, decoder fallbacks, pixel budget) as a
     VideoDecoder, so the reward sees the frames curation and training see. Bad media raise VideoError.
     """
     from curation.video import VideoConfig, sample_frames
@@ -208,7 +208,8 @@ def curation_video_decoder(max_pixels: int = SEMANTIC_MAX_PIXELS) -> VideoDecode
             num_frames=num_frames,
             max_frames=max(num_frames, 16),
             max_pixels=max_pixels,
-            min_pixels=1,  # curation's quality threshold; a reward never rejects a training sample
+            min_pixels=min(max_pixels, 128 * 28 * 28),
+            min_source_pixels=1,  # curation's quality threshold; a reward never rejects a training sample
         )
         return sample_frames(path, cfg).frames
 

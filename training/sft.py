@@ -22,10 +22,11 @@ from trl import ModelConfig, SFTTrainer, TrlParser, get_peft_config
 from training.checkpoints import use_checkpoint_loader
 from training.configs import VideoScriptArguments, VideoSFTConfig, parse_recipe, to_dict
 from training.data import SFT_COLUMNS, PromptConfig, SFTCollator, check_columns, load_rows, prompt_hashes
+from training.media_checks import MediaSkips, RowReplacer, report_media_skips, run_media_preflight
 from training.run_setup import setup_run
 from training.schedule import schedule_callbacks
 from training.tiny_qwen import load_model_and_processor
-from training.video_io import MediaLoader, VideoDecodeConfig
+from training.video_io import MediaLoader
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def main(
         eval_dataset = load_rows(script_args.dataset_name, script_args.dataset_test_split)
         if script_args.max_eval_samples is not None:
             eval_dataset = eval_dataset.select(range(min(script_args.max_eval_samples, len(eval_dataset))))
+    # Every media file opens before the model loads: a wrong media_root fails here, naming files.
+    preflight = run_media_preflight(script_args, ("train", train_dataset), ("test", eval_dataset))
 
     # ---- Model and processor (real checkpoint or the tiny folder, same path) ----------------------
     model, processor = load_model_and_processor(
@@ -68,23 +71,19 @@ def main(
     model.config.use_cache = not training_args.gradient_checkpointing
 
     # ---- Collator: rows -> conversations -> tensors, loss on the assistant turn -------------------
-    loader = MediaLoader(
-        script_args.media_root,
-        VideoDecodeConfig(
-            num_frames=script_args.video_num_frames,
-            max_pixels=script_args.video_max_pixels,
-            reader=script_args.video_reader,
-        ),
-        image_max_pixels=script_args.image_max_pixels,
-        maxsize=script_args.media_cache_size,
-    )
+    loader = MediaLoader.from_args(script_args)
     prompts = PromptConfig(script_args.system_prompt_path, script_args.answer_format_dir)
+    # Undecodable media: the row is skipped with a warning and counted (media_skips.jsonl, metrics).
+    skips = MediaSkips.for_run(
+        training_args, resuming=bool(training_args.resume_from_checkpoint or last_checkpoint)
+    )
     collator = SFTCollator(
         processor,
         loader,
         prompts=prompts,
         frames_as_images=script_args.frames_as_images,
         max_length=training_args.max_length,
+        replacer=RowReplacer(train_dataset, loader, skips),
     )
 
     # ---- Trainer: stock SFTTrainer ----------------------------------------------------------------
@@ -99,6 +98,7 @@ def main(
         callbacks=schedule_callbacks(training_args, callbacks),
     )
     use_checkpoint_loader(trainer)  # resume loads the checkpoint's weights (training/checkpoints.py)
+    report_media_skips(trainer, skips)
 
     # ---- Train ------------------------------------------------------------------------------------
     started = time.perf_counter()
@@ -106,6 +106,7 @@ def main(
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(train_result.metrics)
     metrics["train_samples"] = len(train_dataset)
+    metrics.update(skips.metrics())
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
@@ -119,6 +120,8 @@ def main(
             "model_args": to_dict(model_args),
             "prompt_hashes": prompt_hashes(script_args.system_prompt_path, script_args.answer_format_dir),
             "media_cache": {"hits": loader.hits, "misses": loader.misses},
+            "media_preflight": preflight,
+            "media_skipped": skips.total(),
         }
         Path(training_args.output_dir, "videorft_run.json").write_text(
             json.dumps(record, indent=2, default=str)

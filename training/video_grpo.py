@@ -98,6 +98,7 @@ class VideoGRPOTrainer(GRPOTrainer):
                 VideoDecodeConfig(
                     num_frames=getattr(video_processor, "num_frames", 16),
                     max_pixels=getattr(video_processor, "max_pixels", 128 * 28 * 28),
+                    min_pixels=getattr(video_processor, "min_pixels", None),
                 ),
             )
         self.media_loader = media_loader

@@ -1,9 +1,9 @@
 """Frames for training and evaluation, decoded by `curation.video` (one sampling implementation).
 
-Curation extracts frames with `curation.video.sample_frames` (uniform centre sampling, decoder
-fallbacks, downscale to a pixel budget on Qwen's 28 px grid); training, evaluation and the semantic
-reward must see the *same* frames, so this module is a thin adapter over it. It adds no sampling or
-resizing rule of its own, only
+Curation extracts frames with `curation.video.sample_frames` (qwen-vl-utils' frame count and
+linspace positions on presentation timestamps, `smart_resize` once from the source, decoder
+fallbacks); training, evaluation and the semantic reward must see the *same* frames, so this module
+is a thin adapter over it. It adds no sampling or resizing rule of its own, only
 
 - `VideoClip`: frames (T, H, W, 3) uint8 + the facts a Qwen processor needs (`video_metadata`:
   source fps, frame count, sampled indices, from which `second_per_grid_ts` follows);
@@ -24,12 +24,14 @@ import numpy as np
 from PIL import Image
 
 from curation.video.config import VideoConfig
+from curation.video.qwen_rules import VIDEO_MIN_PIXELS
 
 __all__ = [
     "MediaLoader",
     "VideoClip",
     "VideoConfig",
     "VideoDecodeConfig",
+    "decode_config_from_args",
     "load_clip",
     "load_image",
     "resolve_media_path",
@@ -41,14 +43,15 @@ def VideoDecodeConfig(  # noqa: N802 - a config constructor, named like the clas
 ) -> VideoConfig:
     """`curation.video.VideoConfig` with the training knobs by name (frames, pixel budget, reader).
 
-    Training never rejects a sample for being small (`min_pixels` is curation's quality filter, and
-    the Qwen processor upsamples to its own minimum), so `min_pixels` defaults to 1 here.
+    `min_pixels` is the smart_resize minimum (default: Qwen's video minimum, or `max_pixels` when
+    that is lower). Training never rejects a sample for being small (`min_source_pixels` is
+    curation's quality filter), so that threshold is 1 here.
     """
     values: dict[str, Any] = {
         "num_frames": num_frames,
-        "max_frames": max(num_frames, kwargs.pop("max_frames", num_frames)),
         "max_pixels": max_pixels,
-        "min_pixels": kwargs.pop("min_pixels", 1),
+        "min_pixels": kwargs.pop("min_pixels", None) or min(VIDEO_MIN_PIXELS, max_pixels),
+        "min_source_pixels": kwargs.pop("min_source_pixels", 1),
         "sampling": kwargs.pop("sampling", "uniform"),
     }
     if reader is not None:
@@ -90,9 +93,25 @@ class VideoClip:
         return [Image.fromarray(f) for f in self.frames]
 
 
+def decode_config_from_args(args: Any) -> VideoConfig:
+    """The frame recipe of a training / evaluation run (`VideoScriptArguments`' `video_*` keys)."""
+    return VideoDecodeConfig(
+        num_frames=args.video_num_frames,
+        max_pixels=args.video_max_pixels,
+        min_pixels=args.video_min_pixels,
+        reader=args.video_reader,
+        sampling=getattr(args, "video_sampling", "uniform"),
+        fps=getattr(args, "video_fps", 2.0),
+        min_frames=getattr(args, "video_min_frames", 4),
+        max_frames=getattr(args, "video_max_frames", 768),
+        image_min_pixels=args.image_min_pixels,
+        image_max_pixels=args.image_max_pixels,
+    )
+
+
 def load_clip(path: str | Path, cfg: VideoConfig | None = None) -> VideoClip:
     """Decode the configured frames of `path` with `curation.video.sample_frames` (its reader fallbacks,
-    uniform centre sampling and pixel budget). Bad media raise `curation.video.VideoError`."""
+    Qwen's frame count, positions and smart_resize). Bad media raise `curation.video.VideoError`."""
     from curation.video import sample_frames
 
     sampled = sample_frames(Path(path), cfg or VideoDecodeConfig(), image=False)
@@ -107,7 +126,7 @@ def load_clip(path: str | Path, cfg: VideoConfig | None = None) -> VideoClip:
 
 
 def load_image(path: str | Path, cfg: VideoConfig | None = None) -> Image.Image:
-    """An RGB image through the same loader (still-image path, same pixel-budget rule)."""
+    """An upright 8-bit RGB image through the same loader, smart_resized to the config's image budget."""
     from curation.video import sample_frames
 
     sampled = sample_frames(Path(path), cfg or VideoDecodeConfig(), image=True)
@@ -144,16 +163,25 @@ class MediaLoader:
     ) -> None:
         self.media_root = Path(media_root) if media_root is not None else None
         self.video = video or VideoDecodeConfig()
-        self.image_max_pixels = image_max_pixels
+        self.image_max_pixels = image_max_pixels or self.video.image_max_pixels
         # Images: same loader, their own pixel budget (Qwen allows more pixels for a still image).
         self._image_cfg = self.video.model_copy(
-            update={"max_pixels": image_max_pixels or self.video.max_pixels, "min_pixels": 1}
+            update={
+                "image_max_pixels": self.image_max_pixels,
+                "image_min_pixels": min(self.video.image_min_pixels, self.image_max_pixels),
+                "min_source_pixels": 1,
+            }
         )
         self.maxsize = maxsize
         self._cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @classmethod
+    def from_args(cls, args: Any) -> MediaLoader:
+        """The loader of a training / evaluation run: media root, frame recipe, image budget, cache size."""
+        return cls(args.media_root, decode_config_from_args(args), maxsize=args.media_cache_size)
 
     def __getstate__(self) -> dict[str, Any]:
         # Dataloader workers started with "spawn" pickle the collator: ship settings, not the cache/lock.

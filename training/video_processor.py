@@ -93,6 +93,14 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def already_sized(height: int, width: int, factor: int, max_pixels: int) -> bool:
+    """True for frames `smart_resize` already sized from their source (sides on the `factor` grid,
+    within `max_pixels`): resizing them again would resample twice and could change the token count
+    (a 1280x720 source is 420x224 at min = max = 128*28*28, below the minimum; resizing that again
+    gives 448x252). The processor keeps them, as qwen-vl-utils' frames pass the stock processor."""
+    return height % factor == 0 and width % factor == 0 and height * width <= max_pixels
+
+
 class NumpyQwen2VLVideoProcessorKwargs(VideosKwargs, total=False):
     """Extra keys this processor understands (validated by the processor's kwargs merging)."""
 
@@ -205,7 +213,7 @@ class NumpyQwen2VLVideoProcessor(VideoProcessorMixin):
             if pad := -frames.shape[0] % temporal_patch_size:
                 frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)], axis=0)
             height, width = frames.shape[1:3]
-            if do_resize:
+            if do_resize and not already_sized(height, width, patch_size * merge_size, size["longest_edge"]):
                 new_h, new_w = smart_resize(
                     height,
                     width,
@@ -247,7 +255,11 @@ class NumpyQwen2VLVideoProcessor(VideoProcessorMixin):
             # the clip's own metadata wins for those, given metadata (by position) for arrays.
             from training.video_io import VideoDecodeConfig, load_clip
 
-            cfg = VideoDecodeConfig(num_frames=self.num_frames, max_pixels=self.max_pixels)
+            cfg = VideoDecodeConfig(
+                num_frames=self.num_frames,
+                max_pixels=self.max_pixels,
+                min_pixels=min(self.min_pixels, self.max_pixels),
+            )
             given = list(video_metadata) if isinstance(video_metadata, (list, tuple)) else None
             decoded, metas = [], []
             for i, video in enumerate(videos):

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from curation.publish.collect import RunSummary, flatten
+from curation.publish.collect import RunSummary, flatten, redact_paths
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "data_cards"
 TASK_CATEGORIES = ["video-text-to-text", "visual-question-answering"]
@@ -146,7 +146,12 @@ def rejection_table(summary: RunSummary, limit: int) -> dict[str, Any]:
     for s in summary.stages.values():
         for (status, reason), n in sorted(s.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
             rows.append(
-                {"stage": s.stage, "status": status, "reason": reason or "(no reason given)", "count": n}
+                {
+                    "stage": s.stage,
+                    "status": status,
+                    "reason": redact_paths(reason) or "(no reason given)",
+                    "count": n,
+                }
             )
     shown, rest = rows[:limit], rows[limit:]
     return {"rows": shown, "more_reasons": len(rest), "more_count": sum(r["count"] for r in rest)}
@@ -165,7 +170,7 @@ def filter_table(summary: RunSummary) -> list[dict[str, Any]]:
                 "step": step,
                 "dropped": summary.step_drops.get(step, 0),
                 "first": summary.step_first.get(step, 0),
-                "reasons": "; ".join(f"{r} ({n})" for r, n in reasons[:4])
+                "reasons": "; ".join(f"{redact_paths(r)} ({n})" for r, n in reasons[:4])
                 + (" …" if len(reasons) > 4 else ""),
             }
         )

@@ -148,6 +148,16 @@ def summarise_run(store: RunStore) -> RunSummary:
     return summary
 
 
+def extracted_ids(store: RunStore, shard: int) -> set[str]:
+    """Ids of one shard whose media extracted ok: the only questions a trainer can load media for.
+
+    A question whose media failed (missing, zero-byte, truncated, audio-only, undecodable) is not
+    published in any set; its extract reason is in the card's rejection table.
+    """
+    rows = store.read_shard("extract", shard, ["id", "status"]) or []
+    return {row["id"] for row in rows if row.get("status") == OK}
+
+
 def kept_cots(store: RunStore, shard: int, kept: set[str]) -> dict[str, tuple[str, Lineage]]:
     """Revised CoT and lineage of the kept ids in one shard.
 
@@ -173,6 +183,16 @@ def kept_cots(store: RunStore, shard: int, kept: set[str]) -> dict[str, tuple[st
             if name == "revise" and row.get("process"):
                 process[sid] = row["process"]
     return {sid: (text, lineage[sid]) for sid, text in process.items()}
+
+
+# An absolute POSIX path inside free text (not a URL's path, not "3/16"): at least two segments.
+_ABS_PATH_RE = re.compile(r"(?<![\w.:/~-])/(?:[\w.~+@-]+/)+([\w.~+@-]*)")
+
+
+def redact_paths(text: str) -> str:
+    """Absolute local paths in a reason reduced to their file name ("…/clip.mp4"): rejection reasons
+    come from decoders and annotation files, and a card must not show the machine's layout."""
+    return _ABS_PATH_RE.sub(lambda m: f"…/{m.group(1)}" if m.group(1) else "…/", text or "")
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ Layout::
           dataset_dict.json, train/, test/    # the same rows for datasets.load_from_disk
           videor1/cot-train.json       # for Video-R1's scripts (JSON array, options in `options`)
           videorft/cot-train.jsonl     # for VideoRFT's scripts (options inside `problem`)
-        rl/                            # RL set: every valid question (sources status ok)
+        rl/                            # RL set: every valid question whose media extracted ok
           … same layout, videor1/rl-train.json, videorft/rl-train.jsonl
 
 Everything is written into a hidden temporary folder and renamed into place at the end, so a
@@ -36,7 +36,7 @@ from typing import Any
 
 from curation.filters.base import count_tokens, think_text
 from curation.publish import cards as card_lib
-from curation.publish.collect import kept_cots, sanitize, summarise_run
+from curation.publish.collect import extracted_ids, kept_cots, sanitize, summarise_run
 from curation.publish.config import PublishConfig
 from curation.publish.export import ProblemIds, TrainerExports, parse_meta
 from curation.publish.sets import COLUMN_DOCS, COT_SCHEMA, RL_SCHEMA, SetWriter, split_of
@@ -195,12 +195,17 @@ def _publish_into(
     ]
     # A kept id without revise text cannot be published (a stale filter row): counted, not published.
     missing_process = 0
+    media_failed = 0  # valid questions whose media did not extract: never published
     for shard in store.shards("sources"):
         cots = kept_cots(store, shard, summary.kept)
+        loadable = extracted_ids(store, shard)
         for src in store.read_shard("sources", shard, columns) or []:
             if src.get("status") != OK:
                 continue
             sid = src["id"]
+            if sid not in loadable:
+                media_failed += 1
+                continue
             split = split_of(sid, cfg.test_fraction)
             problem_type = normalize_problem_type(src.get("problem_type")) or str(src.get("problem_type"))
             rl_row = {
@@ -278,6 +283,7 @@ def _publish_into(
         "models": card_lib.models_table(models),
         "provenance": prov,
         "lineage": card_lib.lineage_items({"run_name": run_name, **clean_lineage}),
+        "media_failed": media_failed,
     }
     pretty = cfg.pretty_name or cfg.name
     cards: dict[str, Path] = {}
@@ -338,6 +344,7 @@ def _publish_into(
             "splits": result.splits,
             "test_fraction": cfg.test_fraction,
             "not_published_missing_process": missing_process,
+            "not_published_media_failed": media_failed,
             "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in common["funnel"]},
             "provenance": prov,
             "lineage": clean_lineage,

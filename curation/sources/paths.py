@@ -11,8 +11,22 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path, PurePosixPath
 
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+# What FFmpeg-based decoders read, by the names users' folders carry them under. A file with any
+# other extension is still accepted when its content is a recognised video or image (`media_kind`).
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi",
+        ".mpg", ".mpeg", ".m2v", ".vob",  # MPEG program streams
+        ".ts", ".mts", ".m2ts",  # MPEG transport streams (camcorders: .mts)
+        ".3gp", ".3g2", ".wmv", ".asf", ".flv", ".f4v", ".ogv", ".mxf", ".dv",
+    }
+)  # fmt: skip
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+)
+# Image formats that can hold an animation: read as a video when annotated `data_type: video`
+# (TGIF-QA's GIFs).
+ANIMATED_IMAGE_EXTENSIONS: frozenset[str] = frozenset({".gif", ".webp", ".png"})
 
 
 class UnsafePathError(ValueError):
@@ -40,13 +54,18 @@ def normalize_media_path(media_path: str) -> str:
     return normed
 
 
-def media_kind(media_path: str) -> str | None:
-    """The media kind ("video" or "image") from the extension, case-insensitive; None when unsupported."""
+def media_kind(media_path: str, file: Path | None = None) -> str | None:
+    """The media kind ("video" or "image"): from the extension (case-insensitive) when it is a known
+    one, else from the content of `file` when given and readable; None when neither says."""
     suffix = PurePosixPath(media_path.replace("\\", "/")).suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     if suffix in IMAGE_EXTENSIONS:
         return "image"
+    if file is not None:
+        from curation.video.file_checks import sniff_media_kind
+
+        return sniff_media_kind(file)
     return None
 
 
@@ -85,7 +104,9 @@ def resolve_media(media_root: str | Path, media_path: str) -> tuple[str, Path]:
         ]
         rel = _relative_to_any(PurePosixPath(normed), roots)
         if rel is None:
-            raise UnsafePathError(f"absolute media path outside the media root: {media_path.strip()}")
+            # The file name only: the rest is the annotating machine's layout, and reasons are published.
+            name = PurePosixPath(normed).name
+            raise UnsafePathError(f"absolute media path outside the media root: …/{name}")
     else:
         rel = normed
         if rel == ".." or rel.startswith("../"):
@@ -98,8 +119,7 @@ def resolve_media(media_root: str | Path, media_path: str) -> tuple[str, Path]:
     # root that points outside it would otherwise let the extract stage read any file.
     real = candidate.resolve(strict=False)
     if not real.is_relative_to(root_real):
-        raise UnsafePathError(
-            f"media path resolves outside the media root through a symlink: {rel} -> {real}"
-        )
+        # The link's target is a local absolute path: never in a reason (reasons reach dataset cards).
+        raise UnsafePathError(f"media path resolves outside the media root through a symlink: {rel}")
     # The lexical path (not the resolved one) is returned: ids must not depend on how links are laid out.
     return rel, root_real / rel

@@ -29,7 +29,7 @@ from curation.records import (
     normalize_problem_type,
     sample_id,
 )
-from curation.sources.paths import UnsafePathError, media_kind, resolve_media
+from curation.sources.paths import ANIMATED_IMAGE_EXTENSIONS, UnsafePathError, media_kind, resolve_media
 
 
 @dataclass(frozen=True)
@@ -304,11 +304,13 @@ def build_sample(prepared: Prepared, *, media_root: Path, default_source: str) -
 
     raw_media = media_path_value(fields)
     try:
-        rel_path, _abs_path = resolve_media(media_root, raw_media)
+        rel_path, abs_path = resolve_media(media_root, raw_media)
     except UnsafePathError as exc:
         raise RowRejected(exc.reason) from None
 
-    kind = media_kind(rel_path)
+    # A known extension decides; otherwise the file's first bytes (an .mts under another name, a
+    # video without extension). A missing file with an unknown extension cannot be told apart.
+    kind = media_kind(rel_path, abs_path)
     if kind is None:
         suffix = Path(rel_path).suffix
         raise RowRejected(
@@ -323,7 +325,8 @@ def build_sample(prepared: Prepared, *, media_root: Path, default_source: str) -
         raise RowRejected(f"unknown data_type '{data_type}' (expected video or image)")
     else:
         data_type = data_type.strip().lower()
-        if data_type != kind:
+        animated = data_type == "video" and Path(rel_path).suffix.lower() in ANIMATED_IMAGE_EXTENSIONS
+        if data_type != kind and not animated:
             raise RowRejected(f"data_type '{data_type}' does not match the {kind} file {rel_path}")
 
     meta = parse_meta(fields.get("meta"))

@@ -62,7 +62,8 @@ def extract_sample(sample: Sample, media_root: Path, run_dir: Path, cfg: VideoCo
         if stored is not None:
             return {**row, **stored}
         try:
-            sampled = sample_frames(path, cfg, image=True if sample.data_type == "image" else None)
+            # The annotation decides still vs clip: an animated GIF annotated as video is a clip.
+            sampled = sample_frames(path, cfg, image=sample.data_type == "image")
         except VideoError as err:
             log.debug("extract failed for %s (%s): %s", sample.id, sample.media_path, err.reason)
             return {**row, "status": FAILED, "reason": err.reason}

@@ -25,6 +25,62 @@ def is_image_path(path: Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def sniff_image_format(head: bytes) -> str | None:
+    """The image format a file's first bytes announce ("png", "jpeg", "gif", "webp", "bmp", "tiff")."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:2] == b"BM" and len(head) >= 26:
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def sniff_video_container(head: bytes) -> str | None:
+    """The container a file's first bytes announce, for the formats users' folders hold."""
+    if head[4:8] == b"ftyp" or head[4:8] in (b"moov", b"mdat", b"free", b"wide"):
+        return "mp4"  # ISO-BMFF: mp4, mov, m4v, 3gp, 3g2
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"  # mkv, webm
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head.startswith(b"\x00\x00\x01\xba") or head.startswith(b"\x00\x00\x01\xb3"):
+        return "mpeg"  # MPEG program stream / elementary video (.mpg, .vob)
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
+        return "asf"  # wmv, asf
+    if head.startswith(b"FLV"):
+        return "flv"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return "mpegts"
+    if len(head) > 196 and head[4] == 0x47 and head[196] == 0x47:
+        return "mpegts"  # M2TS / MTS: 4-byte timecode before each 188-byte packet
+    return None
+
+
+def sniff_media_kind(path: Path) -> str | None:
+    """ "image" or "video" from the file's first bytes (its content, not its extension); None when the
+    content is not recognised or the file cannot be read. A GIF named .mp4 is an image file, an
+    MPEG-TS named .dat is a video."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError:
+        return None
+    if sniff_image_format(head):
+        return "image"
+    if sniff_video_container(head):
+        return "video"
+    return None
+
+
 def check_file(path: Path) -> int:
     """Raise VideoError for a missing, non-regular or zero-byte file; return its size in bytes."""
     try:

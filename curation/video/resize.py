@@ -1,40 +1,42 @@
-"""Downscale frames to a pixel budget, keeping the aspect ratio; never upscale."""
+"""Frame sizes by Qwen's `smart_resize`, computed once from the source frame, and the one resampling.
+
+The target size depends only on the source size and the budget (`frame_size`, `image_size`), so a
+reader that can decode straight to it (decord, PyAV on large frames) and one that decodes full
+frames and then calls `resize_frame` store frames of the same size. `resize_frame` resamples with
+Pillow's antialiased bicubic filter, the filter qwen-vl-utils uses (torchvision's
+`resize(BICUBIC, antialias=True)` on videos, PIL's `resize` on images).
+"""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from curation.video.qwen_rules import smart_resize, video_frame_max_pixels
 
-def fit_to_budget(width: int, height: int, max_pixels: int, factor: int = 28) -> tuple[int, int]:
-    """Target (width, height) for a frame: unchanged when within `max_pixels`, else scaled down.
 
-    When scaling, both sides are floored to multiples of `factor` (28 = Qwen2.5-VL's patch grid)
-    exactly as Qwen's `smart_resize` does above its budget, so the training processor keeps the
-    stored size instead of resampling again. Flooring costs at most one `factor` per side of
-    aspect accuracy (1280x720 -> 420x224 at the default budget); `factor=1` keeps it exact.
-    Frames within budget are stored as decoded: no resampling, no upscaling.
+def frame_size(width: int, height: int, n_frames: int, cfg) -> tuple[int, int]:  # cfg: VideoConfig
+    """(width, height) of the stored frames of a video with `n_frames` sampled frames.
+
+    qwen-vl-utils' `fetch_video`: the per-frame ceiling is min(max_pixels, 768*28*28,
+    total_pixels / n_frames * 2) (never below 1.05 * min_pixels), then `smart_resize`.
     """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"frame size must be positive, got {width}x{height}")
-    if width * height <= max_pixels:
-        return width, height
-    scale = math.sqrt(max_pixels / (width * height))
-    new_w = max(factor, math.floor(width * scale / factor) * factor)
-    new_h = max(factor, math.floor(height * scale / factor) * factor)
-    if new_w * new_h > max_pixels:
-        # Only for extreme aspect ratios, where one side hit the factor floor: drop the grid.
-        new_w = max(1, math.floor(width * scale))
-        new_h = max(1, math.floor(height * scale))
-    return min(new_w, width), min(new_h, height)
+    ceiling = video_frame_max_pixels(max(n_frames, 1), cfg.min_pixels, cfg.max_pixels, cfg.total_pixels)
+    h, w = smart_resize(height, width, cfg.size_factor, cfg.min_pixels, ceiling)
+    return w, h
+
+
+def image_size(width: int, height: int, cfg) -> tuple[int, int]:  # cfg: VideoConfig
+    """(width, height) of a stored image: `smart_resize` with the image budget (qwen-vl-utils' `fetch_image`)."""
+    h, w = smart_resize(height, width, cfg.size_factor, cfg.image_min_pixels, cfg.image_max_pixels)
+    return w, h
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an HxWx3 frame to (width, height); area interpolation, the right one for shrinking."""
-    import cv2
+    """Resize an RGB HxWx3 uint8 frame to (width, height) with antialiased bicubic; a no-op at that size."""
+    from PIL import Image
 
     width, height = size
     if frame.shape[1] == width and frame.shape[0] == height:
         return frame
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    resized = Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(resized)

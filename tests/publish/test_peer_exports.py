@@ -283,6 +283,10 @@ def _ingest_and_publish(source_file: Path, media_root: Path, out: Path):
         row.update(index=src.index, status=src.status, reason="", raw=src.raw, key=f"k{src.index}")
         rows.append(row)
     store.write_shard("sources", 0, rows)
+    # Publish keeps only questions whose media extracted: record them as extracted.
+    store.write_shard(
+        "extract", 0, [{"id": r["id"], "key": f"e{r['index']}", "status": "ok", "reason": ""} for r in rows]
+    )
     return publish_run(store, out / "pub", PublishConfig(version="v1"), run_name="rt", lineage={})
 
 

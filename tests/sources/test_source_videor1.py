@@ -39,7 +39,7 @@ CASES = [
     (r1(3, options=[]), "rejected", "multiple choice without options"),
     (r1(4, solution="<answer>E</answer>"), "rejected", "answer 'E' is not one of the options A–D"),
     (r1(5, path="../../etc/passwd"), "rejected", "media path escapes the media root: ../../etc/passwd"),
-    (r1(6, path="/etc/passwd"), "rejected", "absolute media path outside the media root: /etc/passwd"),
+    (r1(6, path="/etc/passwd"), "rejected", "absolute media path outside the media root: …/passwd"),
     (r1(7, path="./LLaVA-Video-178K/leak.mp4"), "rejected",
      "media path resolves outside the media root through a symlink: LLaVA-Video-178K/leak.mp4*"),
     (r1(8, options=..., problem="Which object moves first?\n(A) the cat\n(B) the dog\n(C) the car",

@@ -208,7 +208,9 @@ def media_loader(media_root):
     return MediaLoader(
         media_root,
         VideoDecodeConfig(
-            num_frames=TEST_VIDEO["video_num_frames"], max_pixels=TEST_VIDEO["video_max_pixels"]
+            num_frames=TEST_VIDEO["video_num_frames"],
+            max_pixels=TEST_VIDEO["video_max_pixels"],
+            min_pixels=TEST_VIDEO["video_min_pixels"],
         ),
         image_max_pixels=TEST_VIDEO["image_max_pixels"],
     )

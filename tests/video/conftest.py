@@ -12,36 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-BITS = 6  # up to 64 distinct frames
-
-
-def _block(bit: int, width: int, height: int) -> tuple[slice, slice]:
-    """Block of bit `bit` in relative coordinates, so a downscaled frame still reads back."""
-    x0 = int((0.04 + 0.16 * bit) * width)
-    return slice(int(0.70 * height), int(0.90 * height)), slice(x0, x0 + int(0.12 * width))
-
-
-def coded_frame(index: int, width: int, height: int) -> np.ndarray:
-    """RGB frame whose bottom blocks spell `index` in binary; a red square marks the colour order."""
-    frame = np.full((height, width, 3), 128, np.uint8)
-    frame[: height // 6, : width // 8] = (230, 20, 20)
-    for bit in range(BITS):
-        rows, cols = _block(bit, width, height)
-        frame[rows, cols] = 255 if (index >> bit) & 1 else 0
-    return frame
-
-
-def frame_number(frame: np.ndarray) -> int:
-    """Inverse of `coded_frame`, from the centre of each block."""
-    height, width = frame.shape[:2]
-    index = 0
-    for bit in range(BITS):
-        rows, cols = _block(bit, width, height)
-        core = frame[rows, cols][2:-2, 2:-2]
-        if core.mean() > 128:
-            index |= 1 << bit
-    return index
+from media_makers import coded_frame, frame_number, write_audio_only  # noqa: F401 - re-exported to tests
 
 
 def write_mp4v(path: Path, n_frames: int, fps: float = 10, size: tuple[int, int] = (320, 240)) -> Path:
@@ -141,23 +112,6 @@ def bad_media(media_dir: Path, clip: Path) -> dict[str, Path]:
     return files
 
 
-def write_audio_only(path: Path) -> Path:
-    """A valid MP4 holding half a second of AAC silence and no video track."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.fixture
 def make_clip(tmp_path: Path) -> Callable[..., Path]:
     def make(name: str, n_frames: int, fps: float = 10, size: tuple[int, int] = (320, 240)) -> Path:
@@ -170,3 +124,38 @@ def make_clip(tmp_path: Path) -> Callable[..., Path]:
 def frame_no() -> Callable[[np.ndarray], int]:
     """`frame_number` as a fixture: test modules cannot import a conftest reliably."""
     return frame_number
+
+
+# ---- real-world media made with ffmpeg (tests/video/ffmpeg_media.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def qwen_sources(media_dir: Path) -> dict[str, Path]:
+    """40 frames at 10 fps, H.264: 16:9 (480x270, above the VideoRFT budget: the issue's 420x224 case),
+    4:3 (400x300), portrait (270x480) and a phone clip stored 480x270 with a 90 degree display rotation."""
+    from ffmpeg_media import encode, rotate
+
+    folder = media_dir / "qwen"
+    folder.mkdir()
+    wide = encode(folder / "wide.mp4", 40, (480, 270))
+    return {
+        "16:9": wide,
+        "4:3": encode(folder / "standard.mp4", 40, (400, 300)),
+        "portrait": encode(folder / "portrait.mp4", 40, (270, 480)),
+        "phone": rotate(wide, folder / "phone.mp4", 90),
+    }
+
+
+@pytest.fixture(scope="session")
+def vfr_clip(media_dir: Path) -> Path:
+    from ffmpeg_media import variable_rate
+
+    return variable_rate(media_dir / "vfr.mp4")
+
+
+@pytest.fixture(scope="session")
+def tiny_video_processor():
+    """A factory of our numpy Qwen2-VL video processor (the one training uses) with a given budget."""
+    from training.video_processor import NumpyQwen2VLVideoProcessor
+
+    return lambda **kwargs: NumpyQwen2VLVideoProcessor(**kwargs)

@@ -13,7 +13,9 @@ def test_defaults_follow_videorft():
     assert cfg.reader == "decord"
     assert cfg.fallback_readers == ["opencv", "pyav"]
     assert cfg.num_frames == 16
-    assert cfg.max_pixels == 128 * 28 * 28 == 100352
+    assert cfg.max_pixels == cfg.min_pixels == 128 * 28 * 28 == 100352  # VideoRFT: min = max per frame
+    assert (cfg.image_min_pixels, cfg.image_max_pixels) == (4 * 28 * 28, 256 * 28 * 28)  # VideoRFT's images
+    assert cfg.max_frames == 768  # qwen-vl-utils' FPS_MAX_FRAMES, not 16
     assert cfg.jpeg_quality == 90
 
 
@@ -32,6 +34,7 @@ def test_unknown_reader_is_refused():
     [
         ({"min_frames": 20, "max_frames": 8}, "min_frames"),
         ({"min_pixels": 200_000}, "min_pixels"),
+        ({"image_min_pixels": 300_000}, "image_min_pixels"),
         ({"jpeg_quality": 0}, "jpeg_quality"),
         ({"workers": 0}, "workers"),
     ],

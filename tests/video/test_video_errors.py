@@ -50,7 +50,7 @@ def test_file_problems_are_not_retried_with_other_decoders(bad_media: dict[str, 
 
 
 def test_a_too_small_video_fails_with_its_size(make_clip):
-    with pytest.raises(VideoError, match=r"frame too small: 40x30 is below min_pixels=3136"):
+    with pytest.raises(VideoError, match=r"frame too small: 40x30 is below min_source_pixels=3136"):
         sample_frames(make_clip("tiny.mp4", 5, size=(40, 30)), VideoConfig())
 
 

@@ -57,7 +57,7 @@ def test_ok_row_and_frames_on_disk(media_root: Path, tmp_path: Path, frame_no):
     assert len(row["timestamps"]) == 16 and row["timestamps"] == sorted(row["timestamps"])
     for rel, index in zip(row["frame_paths"], row["frame_indices"], strict=True):
         image = np.asarray(Image.open(run_dir / rel))
-        assert image.shape == (240, 320, 3)
+        assert image.shape == (280, 392, 3)  # Qwen's smart_resize of 320x240 at min = max = 128*28*28
         assert frame_no(image) == index  # the stored JPEG is the frame the row says
     leftovers = [p.name for p in (run_dir / folder).iterdir() if not p.name.endswith(".jpg")]
     assert leftovers == ["facts.json"]  # no temp files; the marker of a complete folder

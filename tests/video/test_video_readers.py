@@ -37,7 +37,8 @@ def test_reader_returns_the_requested_frames(request, reader: str, fixture: str,
     assert [frame_no(f) for f in sampled.frames] == sampled.indices
     assert sampled.timestamps == [round(i / sampled.info.fps, 3) for i in sampled.indices]
     for frame in sampled.frames:
-        assert frame.dtype == np.uint8 and frame.shape == (240, 320, 3)
+        # 320x240 at min = max = 128*28*28: Qwen's smart_resize gives 392x280, for every reader.
+        assert frame.dtype == np.uint8 and frame.shape == (280, 392, 3)
 
 
 @pytest.mark.parametrize("reader", READERS)
@@ -76,7 +77,9 @@ def test_hd_frames_are_downscaled_to_the_budget(hd_clip: Path):
 def test_fps_sampling_on_a_real_clip(clip: Path):
     sampled = sample_frames(clip, VideoConfig(sampling="fps", fps=2.0))  # 4 s at 2 fps
     assert len(sampled.frames) == 8
-    assert sampled.timestamps == [0.2, 0.7, 1.2, 1.7, 2.2, 2.7, 3.2, 3.7]
+    # linspace(0, 39, 8).round(): first and last frame included, as qwen-vl-utils.
+    assert sampled.indices == [0, 6, 11, 17, 22, 28, 33, 39]
+    assert sampled.timestamps == [0.0, 0.6, 1.1, 1.7, 2.2, 2.8, 3.3, 3.9]
 
 
 def test_an_image_is_one_frame_at_time_zero(image_file: Path, frame_no):
@@ -92,7 +95,7 @@ def test_transparent_images_are_flattened_on_white(tmp_path: Path):
     path = tmp_path / "alpha.png"
     Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(path)
     frame = sample_frames(path, VideoConfig()).frames[0]
-    assert frame.shape == (64, 64, 3)
+    assert frame.shape == (56, 56, 3)  # smart_resize onto the 28 px grid
     assert tuple(frame[0, 0]) == (255, 255, 255)
 
 

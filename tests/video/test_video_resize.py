@@ -1,4 +1,4 @@
-"""Frames fit the pixel budget with their aspect ratio kept, and are never enlarged."""
+"""Stored frame sizes follow Qwen's smart_resize from the source size; one bicubic resample."""
 
 from __future__ import annotations
 
@@ -8,38 +8,43 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.video import encode_jpeg, fit_to_budget, resize_frame
+from curation.video import VideoConfig, encode_jpeg, frame_size, image_size, resize_frame
 
 BUDGET = 128 * 28 * 28
 
 
 def test_720p_becomes_qwen_grid_within_budget():
-    w, h = fit_to_budget(1280, 720, BUDGET, 28)
-    assert (w, h) == (420, 224)  # what Qwen2.5-VL's smart_resize picks for this budget
-    assert w * h <= BUDGET
-    assert abs(w / h - 1280 / 720) / (1280 / 720) < 0.08
+    # The issue's case: 420x224 (960 visual tokens for 16 frames), not 448x252 after a second resize.
+    assert frame_size(1280, 720, 16, VideoConfig()) == (420, 224)
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920), (4000, 3000), (641, 479), (2000, 100)])
 def test_large_frames_fit_and_keep_their_shape(size: tuple[int, int]):
     width, height = size
-    w, h = fit_to_budget(width, height, BUDGET, 28)
-    assert w * h <= BUDGET
-    assert w <= width and h <= height
+    w, h = frame_size(width, height, 16, VideoConfig())
+    assert w * h <= BUDGET and w % 28 == 0 and h % 28 == 0
     assert abs(w / h - width / height) / (width / height) < 0.3
-    exact_w, exact_h = fit_to_budget(width, height, BUDGET, 1)
-    assert exact_w * exact_h <= BUDGET
-    assert abs(exact_w / exact_h - width / height) / (width / height) < 0.02
 
 
-def test_small_frames_are_never_upscaled():
-    assert fit_to_budget(320, 240, BUDGET, 28) == (320, 240)
-    assert fit_to_budget(30, 20, BUDGET, 28) == (30, 20)
+def test_small_frames_grow_to_the_minimum_as_qwen_does():
+    # min = max = 128*28*28 (VideoRFT): a 320x240 clip becomes 392x280, as the processor would make it.
+    assert frame_size(320, 240, 16, VideoConfig()) == (392, 280)
+    # A lower minimum only snaps it to the grid.
+    assert frame_size(320, 240, 16, VideoConfig(min_pixels=28 * 28)) == (308, 252)
 
 
-def test_extreme_aspect_ratio_still_fits():
-    w, h = fit_to_budget(100_000, 30, BUDGET, 28)
-    assert w * h <= BUDGET and h >= 1
+def test_many_frames_share_the_total_budget():
+    cfg = VideoConfig(min_pixels=28 * 28, max_pixels=768 * 28 * 28, total_pixels=64 * 28 * 28 * 16)
+    few = frame_size(1920, 1080, 4, cfg)
+    many = frame_size(1920, 1080, 64, cfg)
+    assert many[0] * many[1] < few[0] * few[1]
+
+
+def test_images_have_their_own_budget():
+    cfg = VideoConfig()
+    w, h = image_size(1920, 1080, cfg)
+    assert w * h <= 256 * 28 * 28 and w * h > BUDGET  # a chart keeps twice the pixels of a frame
+    assert image_size(64, 64, cfg) == (56, 56)
 
 
 def test_resize_frame_changes_only_size():
@@ -48,6 +53,7 @@ def test_resize_frame_changes_only_size():
     small = resize_frame(frame, (420, 224))
     assert small.shape == (224, 420, 3) and small.dtype == np.uint8
     assert tuple(small[100, 50]) == (255, 0, 0)
+    assert resize_frame(small, (420, 224)) is small  # already at size: no second resample
 
 
 def test_jpeg_round_trip_and_determinism():

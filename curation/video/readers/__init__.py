@@ -7,7 +7,7 @@ from pathlib import Path
 from curation.video.container import StreamHeader, read_stream_header
 from curation.video.readers.base import OpenVideo
 from curation.video.readers.decord_reader import DecordVideo
-from curation.video.readers.image_reader import ImageFile
+from curation.video.readers.image_reader import AnimatedImage, ImageFile
 from curation.video.readers.opencv_reader import OpenCVVideo
 from curation.video.readers.pyav_reader import PyAVVideo
 
@@ -33,4 +33,17 @@ def open_image(path: Path) -> OpenVideo:
     return ImageFile(Path(path))
 
 
-__all__ = ["VIDEO_READERS", "ImageFile", "OpenVideo", "open_image", "open_video"]
+def open_animated(path: Path) -> OpenVideo:
+    """An image file (animated GIF / WebP) read as a video clip."""
+    return AnimatedImage(Path(path))
+
+
+__all__ = [
+    "VIDEO_READERS",
+    "AnimatedImage",
+    "ImageFile",
+    "OpenVideo",
+    "open_animated",
+    "open_image",
+    "open_video",
+]

@@ -1,4 +1,5 @@
-"""What every decoder offers: open a file, report its `VideoInfo`, return chosen frames as RGB."""
+"""What every decoder offers: open a file, report its `VideoInfo` and frame times, return chosen
+frames as upright RGB at the requested size."""
 
 from __future__ import annotations
 
@@ -12,12 +13,28 @@ from curation.video.info import VideoInfo
 
 
 class OpenVideo:
-    """An open media file. Use as a context manager; `read` returns RGB uint8 HxWx3 arrays."""
+    """An open media file. Use as a context manager; `read` returns RGB uint8 HxWx3 arrays.
+
+    `info.width` / `info.height` are the displayed size (rotation applied); every reader returns
+    frames turned upright.
+    """
 
     name: ClassVar[str]
     info: VideoInfo
 
-    def read(self, indices: Sequence[int]) -> list[np.ndarray]:
+    def frame_times(self) -> list[float] | None:
+        """Presentation time in seconds of every frame (index order, as this reader counts frames),
+        or None when the stream carries none (a constant rate is then assumed)."""
+        return None
+
+    def read(
+        self, indices: Sequence[int], size: tuple[int, int] | None = None, *, scaled: bool = False
+    ) -> list[np.ndarray]:
+        """The frames at `indices`, resized to `size` = (width, height) when given.
+
+        `scaled` asks the decoder to produce `size` itself where it can (decord, PyAV), instead of
+        full frames resized afterwards: less memory on large sources.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -28,6 +45,12 @@ class OpenVideo:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def rotate_upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a decoded frame by its display rotation (degrees counter-clockwise, multiple of 90)."""
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, turns)) if turns else frame
 
 
 def make_info(frame_count: int, fps: float, width: int, height: int, codec: str) -> VideoInfo:

@@ -1,4 +1,10 @@
-"""PyAV, sequential: decode frames in presentation order from the start, convert only wanted ones."""
+"""PyAV, sequential: decode frames in presentation order from the start, convert only wanted ones.
+
+FFmpeg hands PyAV a phone clip's frames as stored (sideways) with the display rotation attached:
+frames are turned upright here. Large frames are converted straight to the target size by
+FFmpeg's scaler (`to_ndarray(width=, height=)`), so no full-size RGB copy is ever made; its frame
+threads still hold full-size YUV frames, which is what bounds its memory on 4K.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.video.container import StreamHeader
+from curation.video.container import StreamHeader, demux_frame_times
 from curation.video.errors import UNDECODABLE, VideoError, clean_decoder_message
-from curation.video.readers.base import OpenVideo, check_indices, make_info, truncated_stream
+from curation.video.readers.base import OpenVideo, check_indices, make_info, rotate_upright, truncated_stream
 
 
 class PyAVVideo(OpenVideo):
@@ -22,14 +28,13 @@ class PyAVVideo(OpenVideo):
         self._path = path
         self._container = self._open()
         self._fresh = True  # nothing demuxed or decoded from this container yet
-        stream = self._container.streams.video[0]
-        frame_count = header.frame_count
-        if frame_count <= 0:
-            # MKV/WebM do not store a count: count packets (demux only, no decoding).
-            frame_count = self._count_packets()
-        self.info = make_info(
-            frame_count, header.fps, stream.codec_context.width, stream.codec_context.height, header.codec
-        )
+        self._rotation = header.rotation
+        # Every packet's timestamp (demux only, no decoding): the frame count also for MKV/WebM,
+        # which store none, and true times for variable-frame-rate clips.
+        self._times = demux_frame_times(path)
+        frame_count = len(self._times) if self._times else header.frame_count
+        width, height = header.display_size
+        self.info = make_info(frame_count, header.fps, width, height, header.codec)
 
     def _open(self):  # -> av.container.InputContainer
         try:
@@ -43,17 +48,14 @@ class PyAVVideo(OpenVideo):
         container.streams.video[0].thread_type = "AUTO"
         return container
 
-    def _count_packets(self) -> int:
-        stream = self._container.streams.video[0]
-        try:
-            count = sum(1 for packet in self._container.demux(stream) if packet.size)
-        except self._av.FFmpegError as err:
-            raise VideoError(f"cannot decode: {clean_decoder_message(str(err))}", UNDECODABLE) from None
-        self._container.close()
-        self._container = self._open()
-        return count
+    def frame_times(self) -> list[float] | None:
+        return list(self._times) if self._times else None
 
-    def read(self, indices: Sequence[int]) -> list[np.ndarray]:
+    def read(
+        self, indices: Sequence[int], size: tuple[int, int] | None = None, *, scaled: bool = False
+    ) -> list[np.ndarray]:
+        from curation.video.resize import resize_frame
+
         wanted = check_indices(indices, self.info.frame_count)
         if not self._fresh:
             # Decoding must start at frame 0: reopen instead of seeking.
@@ -61,6 +63,11 @@ class PyAVVideo(OpenVideo):
             self._container = self._open()
         self._fresh = False
         stream = self._container.streams.video[0]
+        convert: dict[str, object] = {"format": "rgb24"}
+        if scaled and size is not None:
+            # The scaler works on the stored (unrotated) frame.
+            width, height = size if self._rotation in (0, 180) else (size[1], size[0])
+            convert.update(width=width, height=height, interpolation="BICUBIC")
         wanted_set, last = set(wanted), wanted[-1]
         frames: list[np.ndarray] = []
         decoded = 0
@@ -68,7 +75,8 @@ class PyAVVideo(OpenVideo):
             for index, frame in enumerate(self._container.decode(stream)):
                 decoded = index + 1
                 if index in wanted_set:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    rgb = rotate_upright(frame.to_ndarray(**convert), self._rotation)
+                    frames.append(resize_frame(rgb, size) if size is not None else rgb)
                 if index >= last:
                     break
         except self._av.FFmpegError as err:
