@@ -296,9 +296,13 @@ class Gateway:
         requests already in flight get until `close()` (plus a short grace there) to land in the
         cache, so a rerun does not pay for them again.
         """
-        if threading.current_thread() is self._thread or self._closed:
+        stopped = stop is not None and stop.is_set()
+        if threading.current_thread() is self._thread or self._closed or stopped:
             for coro in coros:  # never started: close them so Python does not warn about them
                 getattr(coro, "close", lambda: None)()
+            if stopped:
+                self.stop_sending()
+                raise CancelledError("stop requested")
             raise RuntimeError("Gateway.run_coroutines() needs an open gateway, called from another thread")
 
         async def gather() -> list[T]:
