@@ -143,8 +143,16 @@ def cmd_sim_server(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
+    from flows.interrupt import RunInterrupted, print_interrupted, stop_on_signals
 
-    run_demo(Path(args.workdir), n=args.n, train=args.train)
+    try:
+        with stop_on_signals():
+            run_demo(Path(args.workdir), n=args.n, train=args.train)
+    except RunInterrupted as err:
+        if args.debug:
+            raise
+        print_interrupted(err)
+        return err.exit_status
     return 0
 
 

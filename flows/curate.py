@@ -208,6 +208,7 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
     t_flow = time.time()
     register_run(rec.run_dir)
     clear_records(rec.run_dir)
+    quiet_abandoned_shards()
     store.manifest.update(**run_config_header(ctx), status="running", stages_requested=stages)
     restore_signals = install_stop_handlers()
     try:
@@ -276,11 +277,17 @@ def _interrupted(ctx: CurationContext, signum: int, t_flow: float, logger: Any, 
         try:  # the report says "interrupted" too; never a reason to stop slowly or loudly
             from curation.report.html import write_report
 
-            ctx.store.manifest.update(report=str(write_report(ctx.run_dir)))
+            # Summary only: embedding samples' thumbnails takes ~15 s at 2,000 samples, and a
+            # stop must take seconds (`videorft report RUN` writes the full page).
+            ctx.store.manifest.update(report=str(write_report(ctx.run_dir, max_samples=0)))
         except Exception as report_err:  # noqa: BLE001
             logger.warning("could not write the report: %s", report_err)
-    if not isinstance(err, Interrupted | KeyboardInterrupt) and prefect_owns_termination():
-        raise err
+    if prefect_owns_termination():
+        from prefect.exceptions import TerminationSignal
+
+        if isinstance(err, TerminationSignal):
+            raise err
+        raise TerminationSignal(signum) from err
     return Cancelled(message=message)
 
 
@@ -362,7 +369,6 @@ def run_curate(
     check_inputs(rec, stages_between(from_stage, until))
     runner = ThreadPoolTaskRunner(max_workers=rec.run.max_parallel_shards)
     shield_local_server()
-    quiet_abandoned_shards()
     state = curate.with_options(task_runner=runner)(
         recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage, return_state=True
     )
