@@ -326,7 +326,8 @@ def _process_llm(
             on_row(row)
         return row
 
-    # `stop`: a stop request cancels the shard's requests in flight and sends no new ones.
+    # `stop`: once set, no new request goes out and this returns at once (CancelledError); answers
+    # already on their way still reach the cache.
     return gateway.run_coroutines([guarded(it) for it in items], stop=ctx.stop)
 
 
@@ -371,8 +372,8 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
         if len(computed) != len(todo):
             raise RuntimeError(f"{stage} returned {len(computed)} rows for {len(todo)} inputs")
     except Exception as err:  # noqa: BLE001
-        # Stopped: the requests in flight were cancelled. Abandon the shard and write nothing (its
-        # answers so far are cached); failing its rows would make the rerun recompute them anyway.
+        # Stopped: abandon the shard and write nothing (its answers so far are cached); failing its
+        # rows would only make the rerun recompute them.
         ctx.stop.check()
         # A shard-level error (a bug, a missing model) fails its rows with the error, so they stay
         # accounted for and a rerun retries them; the other shards go on.

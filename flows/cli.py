@@ -44,7 +44,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_curate(args: argparse.Namespace) -> int:
     from curation.stop import Interrupted
     from flows.curate import run_curate
-    from flows.interrupt import RunInterrupted, print_interrupted, stop_on_signals
+    from flows.interrupt import RunInterrupted, exit_now, print_interrupted, stop_on_signals
     from flows.progress import progress_bars
 
     # Ctrl-C / SIGTERM: the run stops within seconds, is recorded as interrupted, and we say so in
@@ -68,7 +68,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         print_interrupted(err)
-        return err.exit_status
+        exit_now(err.exit_status)
     except Interrupted as err:  # before the run started: nothing to record
         if args.debug:
             raise

@@ -145,14 +145,19 @@ def print_interrupted(err: RunInterrupted, file: Any = None) -> None:
 
 
 class _QuietAbandoned(logging.Filter):
-    """Drops Prefect's per-task "Finished in state Cancelled(... abandoned ...)" error lines: the
-    flow logs one line for the whole stop, and the task runs still show as Cancelled in the UI."""
+    """Drops Prefect's per-task error lines about shards a stop abandoned: the flow logs one line
+    for the whole stop, and the task runs still show their state in the UI."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            return ABANDONED not in record.getMessage()
+            message = record.getMessage()
         except Exception:  # noqa: BLE001 - a filter must never break logging
             return True
+        if ABANDONED in message:
+            return False
+        # Shard tasks still queued when the flow returned are cancelled by Prefect's task runner
+        # (state Crashed, "cancelled by the task runner"): expected after a stop, not news.
+        return not (stop_requested() and "cancelled by the task runner" in message)
 
 
 _QUIET = _QuietAbandoned()
@@ -162,3 +167,39 @@ def quiet_abandoned_shards() -> None:
     logger = logging.getLogger("prefect.task_runs")
     if _QUIET not in logger.filters:
         logger.addFilter(_QUIET)
+
+
+def exit_now(status: int) -> None:
+    """End the CLI process after an interrupted run, without Prefect's exit handlers.
+
+    Everything of ours is on disk by now (shard files, manifest, report, response cache). What the
+    exit handlers would still do is drain Prefect's event queue to the *temporary* server and then
+    wait up to 5 s for that server's graceful shutdown; it goes away with this process anyway, and
+    on a loaded machine that took 5-6 of the seconds a stop may take. So stop the server at once
+    and leave.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        for server in list(SubprocessASGIServer._instances.values()):
+            proc = server.server_process
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=1.0)
+                except Exception:  # noqa: BLE001 - not gone in a second: kill it
+                    proc.kill()
+                    proc.wait()
+    except Exception:  # noqa: BLE001 - leaving matters more than tidying
+        pass
+    os._exit(status)
