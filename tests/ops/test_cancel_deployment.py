@@ -10,25 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
-from prefect_server import REPO, Processes, api, demo_recipe_for, start_server, start_worker, wait_healthy
+from prefect_server import (
+    Processes,
+    api,
+    demo_recipe_for,
+    deploy_curate,
+    start_server,
+    start_worker,
+    wait_healthy,
+)
 
 N_SAMPLES = 24
-
-
-def _deploy_curate(parameters: dict) -> str:
-    from prefect import get_client
-
-    from flows import deploy
-
-    spec = deploy.load_prefect_file(REPO / "prefect.yaml")
-    (curate,) = [d for d in spec["deployments"] if d["name"] == "curate"]
-    spec["deployments"] = [{**curate, "schedules": [], "parameters": parameters}]
-    ops = deploy.load_operations()
-    pool = curate["work_pool"]["name"]
-    with get_client(sync_client=True) as client:
-        deploy.ensure_work_pools({pool: ops.work_pools[pool]}, client)
-        (name,) = deploy.register_deployments(REPO / "prefect.yaml", spec, client)
-    return name
 
 
 @pytest.mark.integration
@@ -52,7 +44,7 @@ def test_cancelling_a_deployed_curate_run_marks_it_interrupted(tmp_path: Path, p
         for ep in recipe["llm"]["endpoints"].values():
             ep["max_in_flight"] = 2
         recipe.setdefault("filters", {})["open_ended_agreement"] = {"enabled": False}
-        name = _deploy_curate({"recipe": recipe, "run": "cancelme"})
+        name = deploy_curate({"recipe": recipe, "run": "cancelme"})
         start_worker(procs, "cpu", srv.env, "--limit", "1")
         fr = run_deployment(name, timeout=0)
         run_dir = tmp_path / "runs" / "cancelme"
