@@ -193,13 +193,20 @@ class Item:
     key: str = ""
 
 
-def _ok_rows_by_id(store: RunStore, stage: str, shard: int) -> dict[str, dict[str, Any]]:
-    rows = store.read_shard(stage, shard) or []
+def _ok_rows_by_id(
+    store: RunStore, stage: str, shard: int, columns: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    rows = store.read_shard(stage, shard, columns) or []
     return {r["id"]: r for r in rows if r.get("status") == OK}
 
 
-def stage_inputs(ctx: CurationContext, stage: str, shard: int) -> list[Item]:
-    """The ok rows of the stage before, joined with what this stage needs, in source order."""
+# What content keys need of the stages before (stage_key): reading only these keeps counting cheap.
+KEY_COLUMNS = ["id", "key", "status"]
+
+
+def stage_inputs(ctx: CurationContext, stage: str, shard: int, keys_only: bool = False) -> list[Item]:
+    """The ok rows of the stage before, joined with what this stage needs, in source order.
+    `keys_only`: upstream rows hold only id, key and status (enough for `stage_key`)."""
     store = ctx.store
     sources = [r for r in (store.read_shard("sources", shard) or []) if r.get("status") == OK]
     needs = {
@@ -209,7 +216,8 @@ def stage_inputs(ctx: CurationContext, stage: str, shard: int) -> list[Item]:
         "revise": ["draft", "extract"],
         "filter": ["revise", "draft"],
     }[stage]
-    upstream_tables = {name: _ok_rows_by_id(store, name, shard) for name in needs}
+    cols = KEY_COLUMNS if keys_only else None
+    upstream_tables = {name: _ok_rows_by_id(store, name, shard, cols) for name in needs}
     gate = UPSTREAM[stage]
     items = []
     for row in sources:
