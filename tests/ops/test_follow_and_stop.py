@@ -119,6 +119,18 @@ def test_progress_lines_while_it_runs_ctrl_c_within_seconds_and_a_rerun_that_res
         assert not (tmp_path / "datasets").exists()
         assert 'id="interrupted-banner"' in (tmp_path / "runs" / "follow" / "report.html").read_text()
         paid_first = sim_stats(base_url)["requests"]
+        # Answers the first run received (the response cache) and requests it abandoned in flight
+        # (sent, no answer within the stop's grace: at most the in-flight bound, 2 per endpoint).
+        from curation.config import load_recipe
+        from curation.llm.cache import ResponseCache
+
+        cache = ResponseCache(load_recipe(recipe).cache_path)
+        try:
+            received = len(cache)
+        finally:
+            cache.close()
+        abandoned = paid_first - received
+        assert 0 <= abandoned <= 4, (paid_first, received)
 
         rerun_log = tmp_path / "run2.log"
         proc2 = _start(recipe, rerun_log, tmp_path)
@@ -128,10 +140,9 @@ def test_progress_lines_while_it_runs_ctrl_c_within_seconds_and_a_rerun_that_res
         resumed = re.findall(r"resuming: (\d+) of ~?(\d+) (\w+) rows already done", out2)
         assert resumed and any(int(done) > 0 for done, _, _ in resumed), out2
         stats = sim_stats(base_url)
-    # No answer paid twice: every request the endpoint saw over both runs was a different one
-    # (the answers that arrived before Ctrl-C came from the cache on the rerun).
-    assert stats["requests"] == stats["distinct_requests"], stats
-    assert stats["resent_after_success"] == 0, stats
+    # No answer paid twice: the rerun sent again at most the requests the first run abandoned in
+    # flight (whose answers it never received); everything it received came from the cache.
+    assert stats["requests"] - stats["distinct_requests"] <= abandoned, (stats, abandoned)
     manifest = json.loads((tmp_path / "runs" / "follow" / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["publish"]["cot_rows"] > 0
     hits = sum(manifest["stages"][s]["llm_cache_hits"] for s in ("caption", "draft", "revise"))
