@@ -51,6 +51,9 @@ class RunConfig(BaseModel):
     retry_failed: bool = True
     # Write runs/<name>/report.html at the end of every curate run (and post a link artifact).
     report: bool = True
+    # Seconds between progress lines per stage in the run's log (also without a terminal: under
+    # nohup, a worker or a deployment they are the only sign of life). `--progress-interval`.
+    progress_interval_s: float = Field(10.0, gt=0, le=300)
 
 
 class LLMConfig(BaseModel):

@@ -73,6 +73,16 @@ class CurationContext:
     _prompts: dict[str, Any] = field(default_factory=dict)
     _key_base: dict[str, list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: Any = None
+
+    @property
+    def stop(self):
+        """Set when the run was asked to stop (curation/stop.py); checked before each shard."""
+        if self._stop is None:
+            from curation.stop import StopFlag
+
+            self._stop = StopFlag(self.run_dir)
+        return self._stop
 
     @property
     def run_dir(self) -> Path:
@@ -183,13 +193,20 @@ class Item:
     key: str = ""
 
 
-def _ok_rows_by_id(store: RunStore, stage: str, shard: int) -> dict[str, dict[str, Any]]:
-    rows = store.read_shard(stage, shard) or []
+def _ok_rows_by_id(
+    store: RunStore, stage: str, shard: int, columns: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    rows = store.read_shard(stage, shard, columns) or []
     return {r["id"]: r for r in rows if r.get("status") == OK}
 
 
-def stage_inputs(ctx: CurationContext, stage: str, shard: int) -> list[Item]:
-    """The ok rows of the stage before, joined with what this stage needs, in source order."""
+# What content keys need of the stages before (stage_key): reading only these keeps counting cheap.
+KEY_COLUMNS = ["id", "key", "status"]
+
+
+def stage_inputs(ctx: CurationContext, stage: str, shard: int, keys_only: bool = False) -> list[Item]:
+    """The ok rows of the stage before, joined with what this stage needs, in source order.
+    `keys_only`: upstream rows hold only id, key and status (enough for `stage_key`)."""
     store = ctx.store
     sources = [r for r in (store.read_shard("sources", shard) or []) if r.get("status") == OK]
     needs = {
@@ -199,7 +216,8 @@ def stage_inputs(ctx: CurationContext, stage: str, shard: int) -> list[Item]:
         "revise": ["draft", "extract"],
         "filter": ["revise", "draft"],
     }[stage]
-    upstream_tables = {name: _ok_rows_by_id(store, name, shard) for name in needs}
+    cols = KEY_COLUMNS if keys_only else None
+    upstream_tables = {name: _ok_rows_by_id(store, name, shard, cols) for name in needs}
     gate = UPSTREAM[stage]
     items = []
     for row in sources:
@@ -259,8 +277,14 @@ def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
     return stable_hash(stage, STAGE_VERSIONS[stage], material, length=24)
 
 
-def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[str, Any]]:
-    """Compute rows for items that had no reusable result. Returns rows in item order."""
+def _process(
+    ctx: CurationContext,
+    stage: str,
+    items: list[Item],
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Compute rows for items that had no reusable result. Returns rows in item order.
+    `on_row` sees each LLM stage row as it finishes (progress records)."""
     recipe = ctx.recipe
     if not items:
         return []
@@ -276,10 +300,15 @@ def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[s
             for it in items
         ]
         return filter_shard(joined, recipe.filters)
-    return _process_llm(ctx, stage, items)
+    return _process_llm(ctx, stage, items, on_row)
 
 
-def _process_llm(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[str, Any]]:
+def _process_llm(
+    ctx: CurationContext,
+    stage: str,
+    items: list[Item],
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     from curation.stages.caption import caption_row
     from curation.stages.draft import draft_row
     from curation.stages.revise import revise_row
@@ -297,17 +326,25 @@ def _process_llm(ctx: CurationContext, stage: str, items: list[Item]) -> list[di
     async def guarded(it: Item) -> dict[str, Any]:
         # A bug or an unexpected answer in one row must not take the shard down with it.
         try:
-            return await coro(it)
+            row = await coro(it)
         except Exception as err:  # noqa: BLE001 - recorded on the row, never swallowed silently
             log.exception("%s failed for sample %s", stage, it.sample.id)
-            return {"status": FAILED, "reason": f"internal error: {type(err).__name__}: {err}"}
+            row = {"status": FAILED, "reason": f"internal error: {type(err).__name__}: {err}"}
+        if on_row is not None:
+            on_row(row)
+        return row
 
-    return gateway.run_coroutines([guarded(it) for it in items])
+    # `stop`: once set, no new request goes out and this returns at once (CancelledError); answers
+    # already on their way still reach the cache.
+    return gateway.run_coroutines([guarded(it) for it in items], stop=ctx.stop)
 
 
 def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
     """Bring one shard of one stage up to date; return its counts."""
+    from curation.progress_files import ShardProgress
+
     store = ctx.store
+    ctx.stop.check()  # a stopped run starts no new shard
     started = time.time()
     stats = StageStats(stage, shards=1, started=started)
     items = stage_inputs(ctx, stage, shard)
@@ -322,6 +359,7 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
             existing[row["key"]] = row
 
     todo = [it for it in items if it.key not in existing]
+    progress = ShardProgress(ctx.run_dir, stage, shard, total=len(items))
     have_file = store.has_shard(stage, shard)
     stale = have_file and len(existing) != len(items)
     if not todo and have_file and not stale:
@@ -333,13 +371,18 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
         stats.shards_skipped = 1
         stats.ended = time.time()
         stats.seconds = stats.ended - started
+        progress.finish(stats.ok, stats.rejected, stats.failed, stats.llm)
         return stats
 
+    progress.reused([existing[it.key] for it in items if it.key in existing])
     try:
-        computed = _process(ctx, stage, todo)
+        computed = _process(ctx, stage, todo, on_row=progress.row_done)
         if len(computed) != len(todo):
             raise RuntimeError(f"{stage} returned {len(computed)} rows for {len(todo)} inputs")
     except Exception as err:  # noqa: BLE001
+        # Stopped: abandon the shard and write nothing (its answers so far are cached); failing its
+        # rows would only make the rerun recompute them.
+        ctx.stop.check()
         # A shard-level error (a bug, a missing model) fails its rows with the error, so they stay
         # accounted for and a rerun retries them; the other shards go on.
         log.exception("%s shard %d failed", stage, shard)
@@ -374,6 +417,7 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
     store.write_shard(stage, shard, out_rows)
     stats.ended = time.time()
     stats.seconds = stats.ended - started
+    progress.finish(stats.ok, stats.rejected, stats.failed, stats.llm)
     return stats
 
 

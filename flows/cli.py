@@ -20,7 +20,16 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "httpcore", "urllib3", "openai", "uvicorn.access", "datasets", "filelock"):
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "urllib3",
+        "openai",
+        "uvicorn.access",
+        "datasets",
+        "filelock",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -33,22 +42,38 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
+    from curation.stop import Interrupted
     from flows.curate import run_curate
+    from flows.interrupt import RunInterrupted, exit_now, print_interrupted, stop_on_signals
     from flows.progress import progress_bars
 
-    with progress_bars():
-        manifest = run_curate(
-            args.config,
-            source=args.source,
-            media_root=args.media_root,
-            runs_dir=args.runs_dir,
-            run=args.run,
-            until=args.until,
-            from_stage=args.from_stage,
-            # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
-            push_to_hub=args.push_to_hub,
-            hub_token_env=args.hub_token_env,
-        )
+    # Ctrl-C / SIGTERM: the run stops within seconds, is recorded as interrupted, and we say so in
+    # one line with the shell's status (130 / 143); the traceback only with --debug.
+    try:
+        with stop_on_signals(), progress_bars():
+            manifest = run_curate(
+                args.config,
+                source=args.source,
+                media_root=args.media_root,
+                runs_dir=args.runs_dir,
+                run=args.run,
+                until=args.until,
+                from_stage=args.from_stage,
+                # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
+                push_to_hub=args.push_to_hub,
+                hub_token_env=args.hub_token_env,
+                progress_interval=args.progress_interval,
+            )
+    except RunInterrupted as err:
+        if args.debug:
+            raise
+        print_interrupted(err)
+        exit_now(err.exit_status)
+    except Interrupted as err:  # before the run started: nothing to record
+        if args.debug:
+            raise
+        print(f"interrupted ({err}) before the run started; nothing was done", file=sys.stderr)
+        return err.exit_status
     _print_summary(manifest)
     from flows.next_steps import closing_lines
 
@@ -118,8 +143,16 @@ def cmd_sim_server(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
+    from flows.interrupt import RunInterrupted, print_interrupted, stop_on_signals
 
-    run_demo(Path(args.workdir), n=args.n, train=args.train)
+    try:
+        with stop_on_signals():
+            run_demo(Path(args.workdir), n=args.n, train=args.train)
+    except RunInterrupted as err:
+        if args.debug:
+            raise
+        print_interrupted(err)
+        return err.exit_status
     return 0
 
 
@@ -276,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--from", dest="from_stage", choices=STAGE_CHOICES, help="recompute from this stage on")
     c.add_argument("--push-to-hub", metavar="REPO", help="publish the sets to the Hub as REPO-cot / REPO-rl")
     c.add_argument("--hub-token-env", help="env var holding the Hub token (default HF_TOKEN)")
+    c.add_argument(
+        "--progress-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between progress lines in the log (run.progress_interval_s, default 10)",
+    )
     c.set_defaults(func=cmd_curate)
 
     i = sub.add_parser("inspect", help="print stage rows with status and reason, or one sample")

@@ -17,10 +17,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from curation.config import Recipe, load_recipe, recipe_from_dict
+from curation.progress_files import clear_records
 from curation.report.artifacts import artifact_key as _artifact_key
+from curation.resume import resume_counts
 from curation.runner import (
     ROW_STAGES,
     STAGE_VERSIONS,
@@ -33,8 +36,26 @@ from curation.runner import (
     shard_count,
     stages_between,
 )
+from curation.stop import (
+    Interrupted,
+    register_run,
+    request_stop,
+    requested_signal,
+    signal_name,
+    unregister_run,
+)
 from curation.store import RunStore, StageStats
 from curation.user_errors import check_inputs
+from flows.interrupt import (
+    ABANDONED,
+    RunInterrupted,
+    install_stop_handlers,
+    interrupt_signal,
+    prefect_owns_termination,
+    quiet_abandoned_shards,
+    shield_local_server,
+)
+from flows.progress import ProgressReporter
 
 # Shard tasks run in threads of this process; they find their run's context here rather than
 # through task parameters (a recipe object and a gateway are neither hashable nor serialisable).
@@ -91,8 +112,12 @@ def sources_task(run_key: str) -> StageStats:
 
 
 @task(name="stage-shard", task_run_name="{stage}-{shard}", cache_policy=NO_CACHE)
-def stage_shard_task(run_key: str, stage: str, shard: int) -> StageStats:
-    return run_stage_shard(_ctx(run_key), stage, shard)
+def stage_shard_task(run_key: str, stage: str, shard: int) -> Any:
+    try:
+        return run_stage_shard(_ctx(run_key), stage, shard)
+    except Interrupted:
+        # The run was stopped: the shard is abandoned (nothing written), not crashed.
+        return Cancelled(message=f"{stage} shard {shard} {ABANDONED}")
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -133,8 +158,10 @@ def curate(
     until: str | None = None,
     from_stage: str | None = None,
     push_to_hub: str | None = None,
+    progress_interval: float | None = None,
 ) -> dict[str, Any]:
-    """Curate a dataset from a recipe (a YAML path, or the recipe as a dict for deployments)."""
+    """Curate a dataset from a recipe (a YAML path, or the recipe as a dict for deployments).
+    progress_interval: seconds between progress lines in the run's log (run.progress_interval_s)."""
     logger = get_run_logger()
     rec = resolve_recipe(
         config,
@@ -144,6 +171,7 @@ def curate(
         runs_dir=runs_dir,
         run=run,
         push_to_hub=push_to_hub,
+        progress_interval=progress_interval,
     )
     check_inputs(rec, stages_between(from_stage, until))
     return _curate(rec, until=until, from_stage=from_stage, logger=logger)
@@ -157,6 +185,7 @@ def resolve_recipe(config: str | None, recipe: dict[str, Any] | None, **flags: A
         "run.name": flags.get("run"),
         "publish.push_to_hub": flags.get("push_to_hub"),
         "publish.hub_token_env": flags.get("hub_token_env"),
+        "run.progress_interval_s": flags.get("progress_interval"),
     }
     if recipe is not None:
         data = dict(recipe)
@@ -177,7 +206,11 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
     run_key = uuid.uuid4().hex
     _CONTEXTS[run_key] = ctx
     t_flow = time.time()
+    register_run(rec.run_dir)
+    clear_records(rec.run_dir)
+    quiet_abandoned_shards()
     store.manifest.update(**run_config_header(ctx), status="running", stages_requested=stages)
+    restore_signals = install_stop_handlers()
     try:
         results: dict[str, StageStats] = {}
         if "sources" in stages:
@@ -186,12 +219,19 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
             logger.info("sources: %s", _line(results["sources"]))
         n = shard_count(store)
         row_stages = [s for s in ROW_STAGES if s in stages]
-        per_stage = _run_shard_grid(run_key, n, row_stages, rec.run.max_parallel_shards)
+        for count in resume_counts(ctx, row_stages):
+            logger.info(count.line())
+        interval = rec.run.progress_interval_s
+        with ProgressReporter(
+            rec.run_dir, row_stages, n, lambda line: logger.info("progress %s", line), interval
+        ):
+            per_stage = _run_shard_grid(run_key, n, row_stages, rec.run.max_parallel_shards)
         for stage in row_stages:
             results[stage] = finalize_stage(ctx, stage, per_stage[stage])
             _post_stage_artifacts(rec.run.name, results[stage])
             logger.info("%s: %s", stage, _line(results[stage]))
         if "publish" in stages:
+            ctx.stop.check()  # a run stopped while its last shards finished publishes nothing
             results["publish"] = publish_task.submit(run_key).result()
             logger.info("publish: %s", _line(results["publish"]))
         if rec.run.report:
@@ -200,12 +240,55 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
                 logger.info("report: %s", report)
         store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
         return store.manifest.data
-    except BaseException:
-        store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
-        raise
+    except BaseException as err:
+        signum = interrupt_signal(err) or (requested_signal() if ctx.stop.is_set() else None)
+        if signum is None:
+            store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
+            raise
+        return _interrupted(ctx, signum, t_flow, logger, err)
     finally:
+        restore_signals()
         ctx.close()
         _CONTEXTS.pop(run_key, None)
+        unregister_run(rec.run_dir)
+
+
+def _interrupted(ctx: CurationContext, signum: int, t_flow: float, logger: Any, err: BaseException) -> Any:
+    """Record a stopped run (manifest status and report) and end the flow run as Cancelled.
+
+    The shard tasks still in flight see the stop flag and abandon their shards within a fraction
+    of a second; the task runner waits for them when the flow returns. Under a worker, a SIGTERM
+    that carries the runner's intent (a cancellation from the UI) goes back to Prefect's engine,
+    which sets the state the runner expects.
+    """
+    request_stop(signum)
+    seconds = round(time.time() - t_flow, 3)
+    ctx.store.manifest.update(
+        status="interrupted",
+        interrupted={"signal": signal_name(signum), "after_s": seconds},
+        seconds_total=seconds,
+    )
+    message = (
+        f"interrupted by {signal_name(signum)} after {seconds:.1f}s: shards in flight abandoned, "
+        "nothing published; rerun the same command to resume"
+    )
+    logger.warning(message)
+    if ctx.recipe.run.report:
+        try:  # the report says "interrupted" too; never a reason to stop slowly or loudly
+            from curation.report.html import write_report
+
+            # Summary only: embedding samples' thumbnails takes ~15 s at 2,000 samples, and a
+            # stop must take seconds (`videorft report RUN` writes the full page).
+            ctx.store.manifest.update(report=str(write_report(ctx.run_dir, max_samples=0)))
+        except Exception as report_err:  # noqa: BLE001
+            logger.warning("could not write the report: %s", report_err)
+    if prefect_owns_termination():
+        from prefect.exceptions import TerminationSignal
+
+        if isinstance(err, TerminationSignal):
+            raise err
+        raise TerminationSignal(signum) from err
+    return Cancelled(message=message)
 
 
 def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> dict[str, list[StageStats]]:
@@ -285,6 +368,11 @@ def run_curate(
     # User mistakes fail here, before Prefect starts anything (its temporary server takes seconds).
     check_inputs(rec, stages_between(from_stage, until))
     runner = ThreadPoolTaskRunner(max_workers=rec.run.max_parallel_shards)
-    return curate.with_options(task_runner=runner)(
-        recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage
+    shield_local_server()
+    state = curate.with_options(task_runner=runner)(
+        recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage, return_state=True
     )
+    manifest = RunStore(rec.run_dir).manifest.data
+    if state.is_cancelled() and manifest.get("status") == "interrupted":
+        raise RunInterrupted(requested_signal(), manifest)
+    return state.result()

@@ -29,10 +29,10 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,14 @@ SAMPLE_ID_HEADER = "X-Videorft-Sample-Id"
 # The backend gets `timeout_s` for its own I/O; this outer deadline only catches a backend that
 # ignores it (an in-process model stuck in a C call still blocks its thread, but not the loop).
 _DEADLINE_GRACE_S = 1.0
+# How often a caller blocked in run_coroutines looks at its stop event.
+_STOP_POLL_S = 0.2
+# On close after a stop, how long requests already in flight may take to land in the cache.
+_STOP_GRACE_S = 2.0
+
+
+class _StopEvent(Protocol):
+    def is_set(self) -> bool: ...
 
 
 class EndpointConfig(BaseModel):
@@ -251,6 +259,7 @@ class Gateway:
         self._stats = {role: RoleStats() for role in self._configs}
         self._stats_lock = threading.Lock()
         self._rng = random.Random(seed)
+        self._stop_sending = threading.Event()
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -276,22 +285,39 @@ class Gateway:
             raise RuntimeError("Gateway.run() called on the gateway's own loop; use `await complete_many()`")
         return self._submit(self._complete_many(list(requests))).result()
 
-    def run_coroutines(self, coros: Sequence[Awaitable[T]]) -> list[T]:
+    def run_coroutines(self, coros: Sequence[Awaitable[T]], stop: _StopEvent | None = None) -> list[T]:
         """Run stage coroutines (which `await gateway.complete(...)`) on the gateway loop; block.
 
         Lets a stage write per-row async logic (request, parse, one repair request) while the
         in-flight bound stays shared with every other caller. Results come back in input order;
         an exception in one coroutine propagates (wrap rows that must not fail the batch).
+        `stop` (anything with `is_set()`): once set, the gateway sends no new request
+        (`stop_sending`) and this call raises `concurrent.futures.CancelledError` at once; the
+        requests already in flight get until `close()` (plus a short grace there) to land in the
+        cache, so a rerun does not pay for them again.
         """
-        if threading.current_thread() is self._thread or self._closed:
+        stopped = stop is not None and stop.is_set()
+        if threading.current_thread() is self._thread or self._closed or stopped:
             for coro in coros:  # never started: close them so Python does not warn about them
                 getattr(coro, "close", lambda: None)()
+            if stopped:
+                self.stop_sending()
+                raise CancelledError("stop requested")
             raise RuntimeError("Gateway.run_coroutines() needs an open gateway, called from another thread")
 
         async def gather() -> list[T]:
             return list(await asyncio.gather(*coros))
 
-        return self._submit(gather()).result()
+        fut = self._submit(gather())
+        if stop is None:
+            return fut.result()
+        while True:
+            try:
+                return fut.result(timeout=_STOP_POLL_S)
+            except TimeoutError:
+                if stop.is_set():
+                    self.stop_sending()
+                    raise CancelledError("stop requested") from None
 
     async def complete(self, req: ChatRequest) -> ChatResult:
         """Complete one request; awaitable from any event loop (it runs on the gateway's)."""
@@ -320,6 +346,11 @@ class Gateway:
         return per_role
 
     # ---- lifecycle -----------------------------------------------------------------------------
+    def stop_sending(self) -> None:
+        """Send no new request from now on (the run is stopping): a request about to be sent, or
+        about to be retried, ends cancelled instead; requests in flight go on."""
+        self._stop_sending.set()
+
     def close(self) -> None:
         """Cancel what is still running, close backends and the cache, stop the loop thread."""
         if self._closed:
@@ -416,6 +447,8 @@ class Gateway:
             backend = self._backend(endpoint)
             try:
                 async with endpoint.semaphore:
+                    if self._stop_sending.is_set():  # checked once a slot is ours: nothing new goes out
+                        raise asyncio.CancelledError("the run is stopping")
                     async with asyncio.timeout(cfg.timeout_s + _DEADLINE_GRACE_S):
                         response = await backend.chat(
                             req.messages, params, timeout=cfg.timeout_s, headers=headers
@@ -473,6 +506,10 @@ class Gateway:
     async def _aclose(self) -> None:
         current = asyncio.current_task()
         pending = [t for t in asyncio.all_tasks() if t is not current]
+        if pending and self._stop_sending.is_set():
+            # Stopping: answers already on their way are paid for; a short grace lets them reach
+            # the cache (nothing new is sent meanwhile) before the rest is cancelled.
+            await asyncio.wait(pending, timeout=_STOP_GRACE_S)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -118,6 +118,8 @@ def write_report(
         "funnel": filter_funnel(tally.filter_steps),
         "provenance": run_provenance(manifest.get("stages") or {}),
         "by_source": source_status(tally),
+        "run_status": manifest.get("status"),
+        "interrupted": manifest.get("interrupted") if manifest.get("status") == "interrupted" else None,
         "css": Markup(_raw("report.css")),
         "js": Markup(_raw("report.js")),
         "data_json": Markup(embed_json(data)),

@@ -160,3 +160,21 @@ def demo_recipe_for(sim_url: str, annotations: Path, work: Path) -> dict:
         os.environ.pop("VIDEORFT_SIM_URL", None)
     data["publish"]["out_dir"] = str(work / "published")
     return data
+
+
+def deploy_curate(parameters: dict, schedules: list[dict] | None = None) -> str:
+    """prefect.yaml's own `curate` deployment (entrypoint, steps, work pool), registered through
+    flows/deploy.py with these parameters and schedules; returns its `flow/deployment` name."""
+    from prefect import get_client
+
+    from flows import deploy
+
+    spec = deploy.load_prefect_file(REPO / "prefect.yaml")
+    (curate,) = [d for d in spec["deployments"] if d["name"] == "curate"]
+    spec["deployments"] = [{**curate, "schedules": schedules or [], "parameters": parameters}]
+    ops = deploy.load_operations()
+    pool = curate["work_pool"]["name"]
+    with get_client(sync_client=True) as client:
+        deploy.ensure_work_pools({pool: ops.work_pools[pool]}, client)
+        (name,) = deploy.register_deployments(REPO / "prefect.yaml", spec, client)
+    return name

@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect_server import REPO, Processes, api, demo_recipe_for, start_server, start_worker, wait_healthy
+from prefect_server import (
+    REPO,
+    Processes,
+    api,
+    demo_recipe_for,
+    deploy_curate,
+    start_server,
+    start_worker,
+    wait_healthy,
+)
 
 from flows import prefect_compat
 
@@ -69,19 +78,7 @@ def _recipe(sim_url: str, annotations: Path, work: Path) -> dict[str, Any]:
 
 def _deploy_curate_every(seconds: int, parameters: dict[str, Any]) -> str:
     """prefect.yaml's `curate` deployment with an interval schedule, through flows/deploy.py."""
-    from prefect import get_client
-
-    from flows import deploy
-
-    spec = deploy.load_prefect_file(REPO / "prefect.yaml")
-    (curate,) = [d for d in spec["deployments"] if d["name"] == "curate"]
-    spec["deployments"] = [{**curate, "schedules": [{"interval": seconds}], "parameters": parameters}]
-    ops = deploy.load_operations()
-    pool = curate["work_pool"]["name"]
-    with get_client(sync_client=True) as client:
-        deploy.ensure_work_pools({pool: ops.work_pools[pool]}, client)
-        (name,) = deploy.register_deployments(REPO / "prefect.yaml", spec, client)
-    return name
+    return deploy_curate(parameters, [{"interval": seconds}])
 
 
 @pytest.mark.integration
