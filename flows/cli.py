@@ -48,6 +48,10 @@ def cmd_curate(args: argparse.Namespace) -> int:
             # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
             push_to_hub=args.push_to_hub,
             hub_token_env=args.hub_token_env,
+            executor=args.executor,
+            workers=args.workers,
+            address=args.address,
+            wait_for_lock=True if args.wait_for_lock else None,
         )
     _print_summary(manifest)
     from flows.next_steps import closing_lines
@@ -276,6 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--from", dest="from_stage", choices=STAGE_CHOICES, help="recompute from this stage on")
     c.add_argument("--push-to-hub", metavar="REPO", help="publish the sets to the Hub as REPO-cot / REPO-rl")
     c.add_argument("--hub-token-env", help="env var holding the Hub token (default HF_TOKEN)")
+    c.add_argument(
+        "--executor",
+        choices=("threads", "dask", "ray"),
+        help="what runs the shard tasks (run.executor; default threads of this process)",
+    )
+    c.add_argument("--workers", type=int, help="worker processes of a local Dask/Ray cluster (run.workers)")
+    c.add_argument(
+        "--address", help="join this Dask scheduler / Ray cluster instead of starting one (run.address)"
+    )
+    c.add_argument(
+        "--wait-for-lock",
+        action="store_true",
+        help="wait while another run holds the run folder instead of failing (run.wait_for_lock)",
+    )
     c.set_defaults(func=cmd_curate)
 
     i = sub.add_parser("inspect", help="print stage rows with status and reason, or one sample")
