@@ -40,6 +40,28 @@ def scale_data(tmp_path_factory):
         yield {"root": root, "synth": synth, "url": url}
 
 
+@pytest.fixture(scope="package")
+def threads_run(scale_data):
+    """The reference: the default executor's manifest and the requests it sent."""
+    from flows.curate import run_curate
+    from sim_endpoint.server import reset_sim_stats, sim_stats
+
+    reset_sim_stats(scale_data["url"])
+    manifest = run_curate(recipe_file(scale_data, "threads"))
+    return manifest, sim_stats(scale_data["url"])
+
+
+@pytest.fixture(scope="package")
+def slow_sim(scale_data):
+    """The same endpoint answering in 0.4 s, so a run is still mid-stage when a test interferes."""
+    from sim_endpoint.server import SimConfig, running_sim_server
+
+    synth = scale_data["synth"]
+    cfg = SimConfig(annotations=[str(synth / "annotations.jsonl")], latency_s=0.4, jitter_s=0.0)
+    with running_sim_server(cfg, subprocess=True) as url:
+        yield {**scale_data, "url": url}
+
+
 def recipe_file(data: dict[str, Any], name: str, **patch: Any) -> Path:
     """configs/demo.yaml pointed at the package's data and endpoint, in its own runs dir."""
     recipe = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
@@ -61,7 +83,9 @@ def published_rows(manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for kind in ("cot_dir", "rl_dir"):
         folder = Path(manifest["publish"][kind])
         rows = [r for f in sorted(folder.rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
-        out[kind] = sorted((json.loads(json.dumps(r, default=str)) for r in rows), key=lambda r: json.dumps(r))
+        out[kind] = sorted(
+            (json.loads(json.dumps(r, default=str)) for r in rows), key=lambda r: json.dumps(r)
+        )
     return out
 
 

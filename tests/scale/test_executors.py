@@ -14,13 +14,6 @@ pytestmark = pytest.mark.integration
 ALL_STAGES = ("sources", "extract", "caption", "draft", "revise", "filter", "publish")
 
 
-@pytest.fixture(scope="module")
-def threads_run(scale_data):
-    reset_sim_stats(scale_data["url"])
-    manifest = run_curate(recipe_file(scale_data, "threads"))
-    return manifest, sim_stats(scale_data["url"])
-
-
 def _check_like_threads(manifest, stats, threads_run, workers: int) -> None:
     base, base_stats = threads_run
     assert manifest["status"] == "completed"
@@ -38,7 +31,10 @@ def _check_like_threads(manifest, stats, threads_run, workers: int) -> None:
     assert manifest.get("report") and manifest["worker_processes"] == workers
     assert published_rows(manifest) == published_rows(base)
     assert stats["requests"] == base_stats["requests"] > 0 and stats["resent_after_success"] == 0
-    assert sum(manifest["stages"][s]["llm_requests"] for s in ("caption", "draft", "revise")) == stats["requests"]
+    assert (
+        sum(manifest["stages"][s]["llm_requests"] for s in ("caption", "draft", "revise"))
+        == stats["requests"]
+    )
     # max_in_flight holds for the run, not per worker process.
     assert stats["max_in_flight"] <= RUN_BOUND
 
