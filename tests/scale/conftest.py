@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.integration.conftest import REPO, deep_update
+from tests.integration.conftest import REPO, deep_update, sim_recipe  # noqa: F401 - fixture
 
 N_SAMPLES = 16
 # Per role; the captioner and the reviser share one model, so the run may have 2 x 2 in flight.

@@ -99,3 +99,32 @@ def test_two_runs_of_one_run_folder_one_fails_fast_naming_the_holder(slow_sim, t
     assert manifest["status"] == "completed" and published_rows(manifest) == published_rows(base)
     stats = sim_stats(url)
     assert stats["requests"] == base_stats["requests"] and stats["resent_after_success"] == 0
+
+
+def test_two_runs_sharing_a_cache_at_once_pay_for_each_answer_once(slow_sim, threads_run):
+    """Different run folders, one runs dir (so one response cache): the requests both need are
+    claimed by one, and the other waits for its answer."""
+    base, base_stats = threads_run
+    url = slow_sim["url"]
+    recipe = recipe_file(slow_sim, "shared")
+    reset_sim_stats(url)
+    procs = [
+        subprocess.Popen(
+            curate_cmd(recipe, "--run", name, "--until", "revise"),
+            cwd=REPO,
+            env=cli_env(),
+            start_new_session=True,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        outs = [p.communicate(timeout=400)[0] for p in procs]
+    finally:
+        for p in procs:
+            kill_tree(p)
+    assert [p.returncode for p in procs] == [0, 0], outs
+    stats = sim_stats(url)
+    assert stats["requests"] == base_stats["requests"] and stats["resent_after_success"] == 0, stats
