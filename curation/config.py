@@ -66,7 +66,9 @@ class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
-    # Default: <runs_dir>/llm_cache.sqlite, shared by every run under the same runs dir.
+    # Default: <runs_dir>/llm_cache.sqlite, shared by every run under the same runs dir. Stored as the
+    # folder <runs_dir>/llm_cache/ (one append-only file per writing process; an old single-file
+    # cache at the .sqlite path is imported once), see curation/llm/cache.py.
     cache_path: Path | None = None
 
     def endpoint(self, role: str) -> EndpointConfig:
