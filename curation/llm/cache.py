@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from curation.store.lock import pid_alive
+
 CACHE_KEY_VERSION = "chat/v1"
 
 
@@ -185,7 +187,7 @@ class ResponseCache:
             return False
         except ValueError:  # written by a holder killed between create and write
             return age > 5.0
-        if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", 0))):
+        if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", 0))):
             return True
         return age > stale_after_s
 
@@ -254,15 +256,3 @@ def _key_of(line: bytes) -> str | None:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "host"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

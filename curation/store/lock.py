@@ -52,15 +52,19 @@ def _alive(holder: dict[str, Any]) -> bool:
         return True
     if holder.get("host") != socket.gethostname():
         return True
-    pid = int(holder.get("pid") or 0)
+    return pid_alive(int(holder.get("pid") or 0))
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists on this host (signal 0 checks without sending anything)."""
     if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        pass
+    except PermissionError:  # exists, owned by another user
+        return True
     return True
 
 

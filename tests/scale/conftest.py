@@ -93,6 +93,13 @@ def curate_cmd(recipe: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "flows.cli", "curate", str(recipe), *extra]
 
 
+def start_cli(recipe: Path, *extra: str, **popen: Any) -> subprocess.Popen:
+    """A CLI run in its own process group (kill_tree stops it and everything it started)."""
+    return subprocess.Popen(
+        curate_cmd(recipe, *extra), cwd=REPO, env=cli_env(), start_new_session=True, text=True, **popen
+    )
+
+
 def run_cli(recipe: Path, *extra: str, timeout: float = 400) -> subprocess.CompletedProcess:
     return subprocess.run(
         curate_cmd(recipe, *extra), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env()

@@ -9,15 +9,13 @@ import pytest
 
 from sim_endpoint.server import reset_sim_stats, sim_stats
 from tests.scale.conftest import (
-    REPO,
     RUN_BOUND,
-    cli_env,
-    curate_cmd,
     kill_tree,
     manifest_of,
     published_rows,
     recipe_file,
     run_cli,
+    start_cli,
     wait_until,
 )
 
@@ -41,9 +39,8 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_rerun_resumes(slow_sim,
     url = slow_sim["url"]
     recipe = recipe_file(slow_sim, "killed")
     reset_sim_stats(url)
-    cmd = curate_cmd(recipe, "--executor", "dask", "--workers", "2")
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=cli_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    proc = start_cli(
+        recipe, "--executor", "dask", "--workers", "2", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         # Mid-LLM-stage: some answers paid for, most not yet.
@@ -73,18 +70,7 @@ def test_two_runs_of_one_run_folder_one_fails_fast_naming_the_holder(slow_sim, t
     url = slow_sim["url"]
     recipe = recipe_file(slow_sim, "twice")
     reset_sim_stats(url)
-    procs = [
-        subprocess.Popen(
-            curate_cmd(recipe),
-            cwd=REPO,
-            env=cli_env(),
-            start_new_session=True,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(2)
-    ]
+    procs = [start_cli(recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     try:
         outs = [p.communicate(timeout=400) for p in procs]
     finally:
@@ -109,14 +95,8 @@ def test_two_runs_sharing_a_cache_at_once_pay_for_each_answer_once(slow_sim, thr
     recipe = recipe_file(slow_sim, "shared")
     reset_sim_stats(url)
     procs = [
-        subprocess.Popen(
-            curate_cmd(recipe, "--run", name, "--until", "revise"),
-            cwd=REPO,
-            env=cli_env(),
-            start_new_session=True,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        start_cli(
+            recipe, "--run", name, "--until", "revise", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         for name in ("a", "b")
     ]
