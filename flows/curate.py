@@ -169,13 +169,16 @@ def curate(
     if not _runner_matches(rec.run.executor):
         # Started as a deployment (or by a caller) with another task runner than the recipe asks
         # for: run the grid in a subflow that has the right one.
-        from flows.executors import check_executor, make_task_runner
+        from flows.executors import check_executor, cleanup_temp_dirs, make_task_runner
 
         check_executor(rec)
         logger.info("starting the %s task runner for the shard tasks", rec.run.executor)
-        return curate_with_runner.with_options(task_runner=make_task_runner(rec.run))(
-            recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage
-        )
+        try:
+            return curate_with_runner.with_options(task_runner=make_task_runner(rec.run))(
+                recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage
+            )
+        finally:
+            cleanup_temp_dirs()
     return _curate(rec, until=until, from_stage=from_stage, logger=logger)
 
 

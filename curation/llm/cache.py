@@ -113,13 +113,16 @@ class ResponseCache:
             offset += len(line)
         self._pos[name] = offset
 
-    def _read(self, where: tuple[str, int, int]) -> dict[str, Any]:
+    def _read(self, where: tuple[str, int, int]) -> dict[str, Any] | None:
         name, offset, length = where
         with self._lock:
             fd = self._read_fds.get(name)
             if fd is None:
                 fd = self._read_fds[name] = os.open(self.dir / name, os.O_RDONLY)
-        return json.loads(os.pread(fd, length, offset))["r"]
+        try:
+            return json.loads(os.pread(fd, length, offset))["r"]
+        except (ValueError, KeyError):
+            return None  # a damaged record (a full disk's torn write): a miss, paid again at worst
 
     def get(self, key: str) -> dict[str, Any] | None:
         if self._closed:
@@ -152,9 +155,16 @@ class ResponseCache:
                 )
             offset = os.fstat(self._write_fd).st_size
             view = memoryview(line)
-            while view:  # one write() in practice; a regular file only writes less on a full disk
-                view = view[os.write(self._write_fd, view) :]
-            self._index.setdefault(key, (self._segment, offset, len(line)))
+            try:
+                while view:  # one write() in practice; a regular file only writes less on a full disk
+                    view = view[os.write(self._write_fd, view) :]
+            except OSError:
+                # A full disk left a torn line: later records go to a fresh segment, never after it.
+                os.close(self._write_fd)
+                self._write_fd = None
+                self._segment = f"{self._segment.rsplit('-', 1)[0]}-{uuid.uuid4().hex[:8]}.jsonl"
+                raise
+            self._index[key] = (self._segment, offset, len(line))
             if self._pos.get(self._segment, 0) == offset:
                 self._pos[self._segment] = offset + len(line)
 
@@ -256,3 +266,16 @@ def _key_of(line: bytes) -> str | None:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "host"
+
+
+def stored_count(path: str | Path) -> int:
+    """Distinct answers stored in the cache at `path`, read-only (for checks and benchmarks)."""
+    path = Path(path)
+    folder = path.with_suffix("") if path.suffix == ".sqlite" else path
+    keys: set[str] = set()
+    for seg in folder.glob("*.jsonl") if folder.is_dir() else []:
+        for line in seg.read_bytes().splitlines(keepends=True):
+            key = _key_of(line)
+            if key is not None:
+                keys.add(key)
+    return len(keys)
