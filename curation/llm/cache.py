@@ -179,8 +179,11 @@ class ResponseCache:
             return False
         try:
             os.write(fd, holder.encode("utf-8"))
-        finally:
+        except OSError:  # a full disk: no claim (an empty one would make others wait for nothing)
             os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
         return True
 
     def release(self, key: str) -> None:
@@ -196,6 +199,8 @@ class ResponseCache:
         except FileNotFoundError:
             return False
         except ValueError:  # written by a holder killed between create and write
+            return age > 5.0
+        if not isinstance(holder, dict) or not holder:  # created, never written (killed, disk full)
             return age > 5.0
         if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", 0))):
             return True

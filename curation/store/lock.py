@@ -110,8 +110,11 @@ def acquire(run_dir: Path, *, wait: bool = False, poll_s: float = 1.0, command: 
             continue
         try:
             os.write(fd, json.dumps(me).encode("utf-8"))
-        finally:
+        except OSError:  # a full disk: leave no holder-less lock behind
             os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
         with _HELD_LOCK:
             _HELD[run_dir] = 1
         return
