@@ -87,7 +87,7 @@ def busy_window_s(stats: dict[str, Any]) -> float:
     return float(busy[-1] - busy[0] + 1) if busy else 0.0
 
 
-def measure(executor: str, work: Path, n: int) -> dict[str, Any]:
+def measure(executor: str, work: Path, n: int, shard_size: int = 64) -> dict[str, Any]:
     from sim_endpoint.server import SimConfig, running_sim_server, sim_stats
 
     ann, media = scale_corpus(work / "corpus", n)
@@ -96,7 +96,7 @@ def measure(executor: str, work: Path, n: int) -> dict[str, Any]:
     sim = SimConfig(annotations=[str(ann)], latency_s=LATENCY_S, jitter_s=0.0, capacity=CAPACITY)
     with running_sim_server(sim, subprocess=True) as url:
         runs = work / f"runs-{executor}"
-        rec = recipe(work / f"{executor}.yaml", ann, media, runs, url, shard_size=64)
+        rec = recipe(work / f"{executor}.yaml", ann, media, runs, url, shard_size=shard_size)
         wall, m = curate(rec, executor, "--until", "revise")
         stats = sim_stats(url)
         res.update(
@@ -135,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=3000)
     p.add_argument("--executors", nargs="+", default=["threads", "dask", "ray"])
+    p.add_argument("--shard-size", type=int, default=64, help="rows per shard of the LLM runs")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="vrft-bench-exec-"))
     try:
-        results = {ex: measure(ex, work, args.n) for ex in args.executors}
+        results = {ex: measure(ex, work, args.n, args.shard_size) for ex in args.executors}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     t = results.get("threads")
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             figure(f"{ex}: whole --until revise wall", r["llm_wall_s"], "s"),
             figure(f"{ex}: per-task overhead (skipped shard)", r["per_task_s"], "s"),
             figure(
-                f"{ex}: per-task overhead / a 64-row shard's LLM time",
+                f"{ex}: per-task overhead / a {args.shard_size}-row shard's LLM time",
                 r["per_task_s"] / max(r["shard_llm_s"], 1e-9),
                 "",
                 "< 0.02",
@@ -173,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     "x",
                 )
             )
-    print_figures("executors", figs, {"machine": machine(), "n": args.n})
-    write_json("bench_executors.json", {"results": results, "figures": figs})
+    print_figures("executors", figs, {"machine": machine(), "n": args.n, "shard_size": args.shard_size})
+    write_json(f"bench_executors-{args.shard_size}.json", {"results": results, "figures": figs})
     return 0
 
 
