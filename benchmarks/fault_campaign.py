@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -222,15 +221,9 @@ def run_cli(recipe: Path, run: str, env: dict[str, str], timeout: float = 900) -
 
 
 def cache_rows(path: Path) -> int:
-    if not path.exists():
-        return 0
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        return con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        con.close()
+    from curation.llm.cache import stored_count
+
+    return stored_count(path)
 
 
 def settled_stats(url: str, timeout: float = 30.0) -> dict[str, Any]:

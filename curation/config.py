@@ -11,7 +11,7 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,8 +44,17 @@ class RunConfig(BaseModel):
     # Samples per shard task: large enough that Prefect's per-task cost (~tens of ms) is noise,
     # small enough that a crash loses little work and memory stays bounded.
     shard_size: int = Field(64, ge=1)
-    # Shard tasks in flight at once (threads); LLM concurrency is bounded by the gateway instead.
+    # Shard tasks in flight at once (in threads or worker processes); LLM concurrency is bounded by
+    # the gateway instead.
     max_parallel_shards: int = Field(4, ge=1)
+    # What runs the shard tasks (flows/executors.py): threads of the flow process, or Dask / Ray
+    # worker processes: `workers` local ones, or those of the cluster at `address` (Dask
+    # `tcp://host:8786`, Ray `auto` or `ray://host:10001`).
+    executor: Literal["threads", "dask", "ray"] = "threads"
+    workers: int = Field(2, ge=1)
+    address: str | None = None
+    # Another run holding the run folder: wait for it instead of failing at once.
+    wait_for_lock: bool = False
     # Rows that failed last time (endpoint down, decoder error) are retried on a rerun; successful
     # LLM answers are never re-paid thanks to the response cache.
     retry_failed: bool = True
@@ -60,7 +69,9 @@ class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
-    # Default: <runs_dir>/llm_cache.sqlite, shared by every run under the same runs dir.
+    # Default: <runs_dir>/llm_cache.sqlite, shared by every run under the same runs dir. Stored as the
+    # folder <runs_dir>/llm_cache/ (one append-only file per writing process; an old single-file
+    # cache at the .sqlite path is imported once), see curation/llm/cache.py.
     cache_path: Path | None = None
 
     def endpoint(self, role: str) -> EndpointConfig:

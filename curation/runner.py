@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,9 @@ class CurationContext:
     recipe: Recipe
     store: RunStore
     forced: set[str] = field(default_factory=set)
+    # Worker processes sending this run's requests at once: each gets its share of every
+    # endpoint's max_in_flight (flows/executors.py), so the bound holds for the whole run.
+    in_flight_share: int = 1
     _gateway: Any = None
     _prompts: dict[str, Any] = field(default_factory=dict)
     _key_base: dict[str, list[Any]] = field(default_factory=dict)
@@ -98,7 +101,11 @@ class CurationContext:
             if self._gateway is None:
                 from curation.llm.gateway import Gateway
 
-                self._gateway = Gateway(dict(self.recipe.llm.endpoints), cache_path=self.recipe.cache_path)
+                self._gateway = Gateway(
+                    dict(self.recipe.llm.endpoints),
+                    cache_path=self.recipe.cache_path,
+                    in_flight_share=self.in_flight_share,
+                )
             return self._gateway
 
     def prompt(self, stage: str):
@@ -133,6 +140,12 @@ def run_sources(ctx: CurationContext) -> StageStats:
 
     Near-duplicate questions on the same video are dropped here rather than after the LLM stages:
     the verdict does not depend on any generated text, and catching them early saves the requests.
+
+    Shards are media-grouped: every question on one media file lands in the same shard (groups in
+    order of first appearance, a shard closed before a group would overflow it), so a file is
+    decoded once per run even when shards run in different worker processes. Only a file with more
+    than `shard_size` questions spans several (consecutive) shards. The rows are held in memory
+    until the source is read (about 1-2 KB a row).
     """
     from curation.filters.dedup import DedupIndex
     from curation.sources import read_source
@@ -142,8 +155,7 @@ def run_sources(ctx: CurationContext) -> StageStats:
     stats = StageStats("sources", started=started)
     shard_size = recipe.run.shard_size
     dedup = DedupIndex(recipe.filters.dedup) if recipe.filters.dedup.enabled else None
-    buf: list[dict[str, Any]] = []
-    shard = 0
+    groups: dict[str, list[dict[str, Any]]] = {}
     for src in read_source(recipe.source):
         row: dict[str, Any]
         status, reason = src.status, src.reason
@@ -159,20 +171,45 @@ def run_sources(ctx: CurationContext) -> StageStats:
         row.update(index=src.index, status=status, reason=reason or "", raw=src.raw)
         row["key"] = stable_hash("sources", STAGE_VERSIONS["sources"], row.get("raw"), row["status"])
         stats.count_row(status, reason or "")
-        buf.append(row)
-        if len(buf) >= shard_size:
-            store.write_shard("sources", shard, buf)
-            shard += 1
-            buf = []
-    if buf or shard == 0:
-        store.write_shard("sources", shard, buf)
+        group = f"media:{src.sample.media_path}" if src.sample is not None else f"row:{row['id']}"
+        groups.setdefault(group, []).append(row)
+    shard = 0
+    for rows in media_grouped_shards(groups.values(), shard_size):
+        store.write_shard("sources", shard, rows)
         shard += 1
+    if shard == 0:
+        store.write_shard("sources", 0, [])
+        shard = 1
     store.drop_shards_from("sources", shard)
     stats.shards = shard
     stats.computed = stats.in_
     stats.ended = time.time()
     stats.seconds = stats.ended - started
     return stats
+
+
+def media_grouped_shards(
+    groups: Iterable[list[dict[str, Any]]], shard_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Fill shards with whole groups (the rows of one media file), in order; a group that would
+    overflow a non-empty shard starts the next one; a group bigger than a shard is cut into
+    shard-sized pieces."""
+    buf: list[dict[str, Any]] = []
+    for rows in groups:
+        if buf and len(buf) + len(rows) > shard_size:
+            yield buf
+            buf = []
+        for start in range(0, len(rows), shard_size):
+            piece = rows[start : start + shard_size]
+            if len(piece) == shard_size:
+                if buf:
+                    yield buf
+                    buf = []
+                yield piece
+            else:
+                buf.extend(piece)
+    if buf:
+        yield buf
 
 
 def shard_count(store: RunStore) -> int:

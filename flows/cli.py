@@ -63,6 +63,10 @@ def cmd_curate(args: argparse.Namespace) -> int:
                 push_to_hub=args.push_to_hub,
                 hub_token_env=args.hub_token_env,
                 progress_interval=args.progress_interval,
+                executor=args.executor,
+                workers=args.workers,
+                address=args.address,
+                wait_for_lock=True if args.wait_for_lock else None,
             )
     except RunInterrupted as err:
         if args.debug:
@@ -314,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="seconds between progress lines in the log (run.progress_interval_s, default 10)",
+    )
+    c.add_argument(
+        "--executor",
+        choices=("threads", "dask", "ray"),
+        help="what runs the shard tasks (run.executor; default threads of this process)",
+    )
+    c.add_argument("--workers", type=int, help="worker processes of a local Dask/Ray cluster (run.workers)")
+    c.add_argument(
+        "--address", help="join this Dask scheduler / Ray cluster instead of starting one (run.address)"
+    )
+    c.add_argument(
+        "--wait-for-lock",
+        action="store_true",
+        help="wait while another run holds the run folder instead of failing (run.wait_for_lock)",
     )
     c.set_defaults(func=cmd_curate)
 

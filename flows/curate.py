@@ -3,13 +3,20 @@
 Thin wrappers only: the logic is in curation/runner.py. One Prefect task per (stage, shard), never
 per sample (Prefect costs tens of milliseconds per task run). Shards are pipelined: shard 3 can be
 in `draft` while shard 7 is still in `caption`, so both LLM endpoints stay busy, and the gateway
-bounds in-flight requests per endpoint across all shard threads.
+bounds in-flight requests per endpoint across all shard tasks.
+
+Shard tasks are self-contained: they take (recipe, run folder, stage, shard) and rebuild their
+context once per process (curation/contexts.py), so any Prefect task runner runs them: threads of
+this process, Dask or Ray worker processes, here or on other machines (flows/executors.py). Only
+the flow process writes the manifest, from the counts the tasks return; sources, publish and the
+report run in the flow process.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
+import os
+import queue
 import time
 import uuid
 from pathlib import Path
@@ -18,9 +25,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from curation.config import Recipe, load_recipe, recipe_from_dict
+from curation.contexts import BUILT, release_contexts, shard_context
 from curation.progress_files import clear_records
 from curation.report.artifacts import artifact_key as _artifact_key
 from curation.resume import resume_counts
@@ -29,7 +36,6 @@ from curation.runner import (
     STAGE_VERSIONS,
     CurationContext,
     finalize_stage,
-    forced_stages,
     run_config_header,
     run_sources,
     run_stage_shard,
@@ -45,6 +51,7 @@ from curation.stop import (
     unregister_run,
 )
 from curation.store import RunStore, StageStats
+from curation.store import lock as run_lock
 from curation.user_errors import check_inputs
 from flows.interrupt import (
     ABANDONED,
@@ -56,14 +63,6 @@ from flows.interrupt import (
     shield_local_server,
 )
 from flows.progress import ProgressReporter
-
-# Shard tasks run in threads of this process; they find their run's context here rather than
-# through task parameters (a recipe object and a gateway are neither hashable nor serialisable).
-_CONTEXTS: dict[str, CurationContext] = {}
-
-
-def _ctx(run_key: str) -> CurationContext:
-    return _CONTEXTS[run_key]
 
 
 def _post_stage_artifacts(run_name: str, st: StageStats) -> None:
@@ -104,34 +103,46 @@ def _post_stage_artifacts(run_name: str, st: StageStats) -> None:
 
 
 @task(name="sources", cache_policy=NO_CACHE)
-def sources_task(run_key: str) -> StageStats:
-    ctx = _ctx(run_key)
-    st = run_sources(ctx)
-    ctx.store.manifest.set_stage(st, version=STAGE_VERSIONS["sources"])
-    return st
+def sources_task(ctx: CurationContext) -> StageStats:
+    return run_sources(ctx)
 
 
 @task(name="stage-shard", task_run_name="{stage}-{shard}", cache_policy=NO_CACHE)
-def stage_shard_task(run_key: str, stage: str, shard: int) -> Any:
-    try:
-        return run_stage_shard(_ctx(run_key), stage, shard)
-    except Interrupted:
-        # The run was stopped: the shard is abandoned (nothing written), not crashed.
-        return Cancelled(message=f"{stage} shard {shard} {ABANDONED}")
+def stage_shard_task(
+    recipe: dict[str, Any], run_dir: str, stage: str, shard: int, options: dict[str, Any]
+) -> Any:
+    """One (stage, shard) anywhere: the context comes from plain data, built once per process.
+    `options`: run_token (one context per flow run), from_stage, in_flight_share, workdir."""
+    with shard_context(
+        recipe,
+        run_dir,
+        from_stage=options.get("from_stage"),
+        in_flight_share=int(options.get("in_flight_share", 1)),
+        workdir=options.get("workdir"),
+        run_token=options.get("run_token", ""),
+    ) as ctx:
+        try:
+            st = run_stage_shard(ctx, stage, shard)
+        except Interrupted:
+            # The run was stopped: the shard is abandoned (nothing written), not crashed.
+            return Cancelled(message=f"{stage} shard {shard} {ABANDONED}")
+    # Which process ran it and how many contexts that process built (once per run per process).
+    st.llm["worker_pid"] = os.getpid()
+    st.llm["contexts_built"] = BUILT["contexts"]
+    return st
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish_task(run_key: str) -> StageStats:
+def publish_task(ctx: CurationContext) -> StageStats:
     from curation.publish_step import run_publish
 
-    return run_publish(_ctx(run_key))
+    return run_publish(ctx)
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(run_key: str) -> str | None:
+def report_task(ctx: CurationContext) -> str | None:
     """Write the run's HTML report and post its key figures and path (a report problem never fails
     the run). Not a link: the UI cannot open a `file://` URL (curation/report/artifacts.py)."""
-    ctx = _ctx(run_key)
     try:
         from curation.report.artifacts import post_report_artifacts
         from curation.report.html import write_report
@@ -158,9 +169,14 @@ def curate(
     until: str | None = None,
     from_stage: str | None = None,
     push_to_hub: str | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    wait_for_lock: bool | None = None,
     progress_interval: float | None = None,
 ) -> dict[str, Any]:
     """Curate a dataset from a recipe (a YAML path, or the recipe as a dict for deployments).
+    executor / workers / address / wait_for_lock override run.* (flows/executors.py);
     progress_interval: seconds between progress lines in the run's log (run.progress_interval_s)."""
     logger = get_run_logger()
     rec = resolve_recipe(
@@ -171,10 +187,46 @@ def curate(
         runs_dir=runs_dir,
         run=run,
         push_to_hub=push_to_hub,
+        executor=executor,
+        workers=workers,
+        address=address,
+        wait_for_lock=wait_for_lock,
         progress_interval=progress_interval,
     )
     check_inputs(rec, stages_between(from_stage, until))
+    if not _runner_matches(rec.run.executor):
+        # Started as a deployment (or by a caller) with another task runner than the recipe asks
+        # for: run the grid in a subflow that has the right one.
+        from flows.executors import check_executor, cleanup_temp_dirs, make_task_runner
+
+        check_executor(rec)
+        logger.info("starting the %s task runner for the shard tasks", rec.run.executor)
+        try:
+            return curate_with_runner.with_options(task_runner=make_task_runner(rec.run))(
+                recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage
+            )
+        finally:
+            cleanup_temp_dirs()
     return _curate(rec, until=until, from_stage=from_stage, logger=logger)
+
+
+@flow(name="curate-shards")
+def curate_with_runner(
+    recipe: dict[str, Any], until: str | None = None, from_stage: str | None = None
+) -> dict[str, Any]:
+    """The curate run itself, under the task runner its caller chose (see `curate`)."""
+    return _curate(recipe_from_dict(recipe), until=until, from_stage=from_stage, logger=get_run_logger())
+
+
+def _runner_matches(executor: str) -> bool:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    name = type(ctx.task_runner).__name__ if ctx and ctx.task_runner else ""
+    return (
+        name
+        == {"threads": "ThreadPoolTaskRunner", "dask": "DaskTaskRunner", "ray": "RayTaskRunner"}[executor]
+    )
 
 
 def resolve_recipe(config: str | None, recipe: dict[str, Any] | None, **flags: Any) -> Recipe:
@@ -185,6 +237,10 @@ def resolve_recipe(config: str | None, recipe: dict[str, Any] | None, **flags: A
         "run.name": flags.get("run"),
         "publish.push_to_hub": flags.get("push_to_hub"),
         "publish.hub_token_env": flags.get("hub_token_env"),
+        "run.executor": flags.get("executor"),
+        "run.workers": flags.get("workers"),
+        "run.address": flags.get("address"),
+        "run.wait_for_lock": flags.get("wait_for_lock"),
         "run.progress_interval_s": flags.get("progress_interval"),
     }
     if recipe is not None:
@@ -200,57 +256,108 @@ def resolve_recipe(config: str | None, recipe: dict[str, Any] | None, **flags: A
 
 
 def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: Any) -> dict[str, Any]:
+    from flows.executors import in_flight_share
+
     stages = stages_between(from_stage, until)
-    store = RunStore(rec.run_dir)
-    ctx = CurationContext(recipe=rec, store=store, forced=forced_stages(from_stage))
-    run_key = uuid.uuid4().hex
-    _CONTEXTS[run_key] = ctx
-    t_flow = time.time()
-    register_run(rec.run_dir)
-    clear_records(rec.run_dir)
-    quiet_abandoned_shards()
-    store.manifest.update(**run_config_header(ctx), status="running", stages_requested=stages)
-    restore_signals = install_stop_handlers()
+    run_dir = str(rec.run_dir.resolve())
+    recipe_json = rec.model_dump(mode="json")
+    options = {
+        "run_token": uuid.uuid4().hex,
+        "from_stage": from_stage,
+        "in_flight_share": in_flight_share(rec.run),
+        "workdir": os.getcwd(),
+    }
+    # One run folder, one writer (a no-op when run_curate already holds it for this process).
+    run_lock.acquire(rec.run_dir, wait=rec.run.wait_for_lock)
     try:
-        results: dict[str, StageStats] = {}
-        if "sources" in stages:
-            results["sources"] = sources_task.submit(run_key).result()
-            _post_stage_artifacts(rec.run.name, results["sources"])
-            logger.info("sources: %s", _line(results["sources"]))
-        n = shard_count(store)
-        row_stages = [s for s in ROW_STAGES if s in stages]
-        for count in resume_counts(ctx, row_stages):
-            logger.info(count.line())
-        interval = rec.run.progress_interval_s
-        with ProgressReporter(
-            rec.run_dir, row_stages, n, lambda line: logger.info("progress %s", line), interval
-        ):
-            per_stage = _run_shard_grid(run_key, n, row_stages, rec.run.max_parallel_shards)
-        for stage in row_stages:
-            results[stage] = finalize_stage(ctx, stage, per_stage[stage])
-            _post_stage_artifacts(rec.run.name, results[stage])
-            logger.info("%s: %s", stage, _line(results[stage]))
-        if "publish" in stages:
-            ctx.stop.check()  # a run stopped while its last shards finished publishes nothing
-            results["publish"] = publish_task.submit(run_key).result()
-            logger.info("publish: %s", _line(results["publish"]))
-        if rec.run.report:
-            report = report_task.submit(run_key).result()
-            if report:
-                logger.info("report: %s", report)
-        store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
-        return store.manifest.data
-    except BaseException as err:
-        signum = interrupt_signal(err) or (requested_signal() if ctx.stop.is_set() else None)
-        if signum is None:
-            store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
-            raise
-        return _interrupted(ctx, signum, t_flow, logger, err)
+        return _curate_locked(rec, recipe_json, run_dir, options, stages, logger)
     finally:
-        restore_signals()
-        ctx.close()
-        _CONTEXTS.pop(run_key, None)
-        unregister_run(rec.run_dir)
+        run_lock.release(rec.run_dir)
+        # This process's contexts of the run (with threads: the shard tasks' too); worker processes
+        # close theirs on exit or when a later run needs the room (curation/contexts.py).
+        release_contexts(run_dir)
+
+
+def _curate_locked(
+    rec: Recipe,
+    recipe_json: dict[str, Any],
+    run_dir: str,
+    options: dict[str, Any],
+    stages: list[str],
+    logger: Any,
+) -> dict[str, Any]:
+    from flows.executors import describe
+
+    t_flow = time.time()
+    # The flow's own context: with threads it is the very one the shard tasks use (same key).
+    with shard_context(
+        recipe_json,
+        run_dir,
+        from_stage=options["from_stage"],
+        in_flight_share=options["in_flight_share"],
+        workdir=options["workdir"],
+        run_token=options["run_token"],
+    ) as ctx:
+        store = ctx.store
+        register_run(ctx.run_dir)
+        clear_records(ctx.run_dir)
+        quiet_abandoned_shards()
+        restore_signals = install_stop_handlers()
+        try:
+            store.manifest.update(
+                **run_config_header(ctx), status="running", stages_requested=stages, executor=rec.run.executor
+            )
+            logger.info("shard tasks: %s", describe(rec.run))
+            results: dict[str, StageStats] = {}
+            if "sources" in stages:
+                results["sources"] = sources_task(ctx)
+                store.manifest.set_stage(results["sources"], version=STAGE_VERSIONS["sources"])
+                _post_stage_artifacts(rec.run.name, results["sources"])
+                logger.info("sources: %s", _line(results["sources"]))
+            n = shard_count(store)
+            row_stages = [s for s in ROW_STAGES if s in stages]
+            for count in resume_counts(ctx, row_stages):
+                logger.info(count.line())
+            with ProgressReporter(
+                ctx.run_dir,
+                row_stages,
+                n,
+                lambda line: logger.info("progress %s", line),
+                rec.run.progress_interval_s,
+            ):
+                per_stage = _run_shard_grid(
+                    recipe_json, run_dir, options, n, row_stages, rec.run.max_parallel_shards
+                )
+            workers: set[int] = set()
+            for stage in row_stages:
+                for st in per_stage[stage]:
+                    workers.add(int(st.llm.pop("worker_pid", 0)))
+                    st.llm.pop("contexts_built", None)
+                results[stage] = finalize_stage(ctx, stage, per_stage[stage])
+                _post_stage_artifacts(rec.run.name, results[stage])
+                logger.info("%s: %s", stage, _line(results[stage]))
+            if row_stages:
+                # How many processes ran shard tasks (1 with threads): what the executor really did.
+                store.manifest.update(worker_processes=len(workers - {0}))
+            if "publish" in stages:
+                ctx.stop.check()  # a run stopped while its last shards finished publishes nothing
+                results["publish"] = publish_task(ctx)
+                logger.info("publish: %s", _line(results["publish"]))
+            if rec.run.report:
+                report = report_task(ctx)
+                if report:
+                    logger.info("report: %s", report)
+            store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
+            return store.manifest.data
+        except BaseException as err:
+            signum = interrupt_signal(err) or (requested_signal() if ctx.stop.is_set() else None)
+            if signum is None:
+                store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
+                raise
+            return _interrupted(ctx, signum, t_flow, logger, err)
+        finally:
+            restore_signals()
+            unregister_run(ctx.run_dir)
 
 
 def _interrupted(ctx: CurationContext, signum: int, t_flow: float, logger: Any, err: BaseException) -> Any:
@@ -291,12 +398,16 @@ def _interrupted(ctx: CurationContext, signum: int, t_flow: float, logger: Any, 
     return Cancelled(message=message)
 
 
-def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> dict[str, list[StageStats]]:
+def _run_shard_grid(
+    recipe: dict[str, Any], run_dir: str, options: dict[str, Any], n: int, row_stages: list[str], slots: int
+) -> dict[str, list[StageStats]]:
     """Run the (stage × shard) grid pipelined: a shard's next stage is submitted when its previous
-    one finished, never earlier. (A task submitted with `wait_for` on an unfinished future holds a
-    thread of the pool while it waits: submitting the whole grid at once left most of the
-    `max_parallel_shards` threads blocked and the endpoints idle.) At most `slots` tasks are in the
-    pool at once, and started shards advance before new ones start.
+    one finished, never earlier, and without `wait_for` (a task waiting on an unfinished future
+    holds a thread of the pool, or, on Ray, blocks a worker in `ray.get()`). At most `slots` tasks
+    are in flight at once, and started shards advance before new ones start.
+
+    Completion is observed through Prefect futures' done callbacks, so every task runner works
+    (threads, Dask, Ray): no executor-specific future is touched.
     """
     per_stage: dict[str, list[Any]] = {s: [None] * n for s in row_stages}
     if not row_stages:
@@ -305,38 +416,38 @@ def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> 
     # on the Prefect server protects each endpoint across all runs (docs/OPERATIONS.md).
     from flows.deploy import endpoint_tags
 
-    recipe = _ctx(run_key).recipe
     tasks = {s: stage_shard_task.with_options(tags=endpoint_tags(recipe, s)) for s in row_stages}
     from flows.progress import current
 
     bars = current()
     if bars is not None:
         bars.start(row_stages, n)
-    pending: dict[Any, tuple[int, int, Any]] = {}  # wrapped future -> (shard, stage index, future)
-    ready: list[tuple[int, int, Any]] = []  # (shard, next stage index, upstream future)
+    finished: queue.Queue[Any] = queue.Queue()
+    pending: dict[Any, tuple[int, int]] = {}  # future -> (shard, stage index)
+    ready: list[tuple[int, int]] = []  # (shard, next stage index)
     next_shard, error = 0, None
     while pending or (error is None and (ready or next_shard < n)):
         while error is None and len(pending) < slots and (ready or next_shard < n):
             if ready:
-                shard, k, prev = ready.pop(0)
+                shard, k = ready.pop(0)
             else:
-                shard, k, prev = next_shard, 0, None
+                shard, k = next_shard, 0
                 next_shard += 1
             stage = row_stages[k]
-            fut = tasks[stage].submit(run_key, stage, shard, wait_for=[prev] if prev is not None else None)
-            pending[fut.wrapped_future] = (shard, k, fut)
-        done, _ = concurrent.futures.wait(list(pending), return_when=concurrent.futures.FIRST_COMPLETED)
-        for wrapped in done:
-            shard, k, fut = pending.pop(wrapped)
-            try:
-                per_stage[row_stages[k]][shard] = fut.result()
-            except BaseException as err:  # stop submitting, let the shards in flight finish, then raise
-                error = error or err
-                continue
-            if bars is not None:
-                bars.advance(row_stages[k])
-            if k + 1 < len(row_stages):
-                ready.append((shard, k + 1, fut))
+            fut = tasks[stage].submit(recipe, run_dir, stage, shard, options)
+            pending[fut] = (shard, k)
+            fut.add_done_callback(finished.put)
+        fut = finished.get()
+        shard, k = pending.pop(fut)
+        try:
+            per_stage[row_stages[k]][shard] = fut.result()
+        except BaseException as err:  # stop submitting, let the shards in flight finish, then raise
+            error = error or err
+            continue
+        if bars is not None:
+            bars.advance(row_stages[k])
+        if k + 1 < len(row_stages):
+            ready.append((shard, k + 1))
     if error is not None:
         raise error
     return per_stage
@@ -363,16 +474,27 @@ def run_curate(
     from_stage: str | None = None,
     **flags: Any,
 ) -> dict[str, Any]:
-    """Entry point for the CLI and tests: runs the flow with as many shard threads as the recipe says."""
+    """Entry point for the CLI and tests: runs the flow with the recipe's executor (threads of this
+    process by default; `run.executor` dask / ray: worker processes, flows/executors.py)."""
+    from flows.executors import check_executor, cleanup_temp_dirs, make_task_runner
+
     rec = recipe or resolve_recipe(str(config) if config else None, None, **flags)
-    # User mistakes fail here, before Prefect starts anything (its temporary server takes seconds).
+    # User mistakes fail here, before Prefect starts anything (its temporary server takes seconds);
+    # so does a run folder another run holds.
     check_inputs(rec, stages_between(from_stage, until))
-    runner = ThreadPoolTaskRunner(max_workers=rec.run.max_parallel_shards)
-    shield_local_server()
-    state = curate.with_options(task_runner=runner)(
-        recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage, return_state=True
-    )
-    manifest = RunStore(rec.run_dir).manifest.data
-    if state.is_cancelled() and manifest.get("status") == "interrupted":
-        raise RunInterrupted(requested_signal(), manifest)
-    return state.result()
+    check_executor(rec)
+    run_lock.acquire(rec.run_dir, wait=rec.run.wait_for_lock)
+    try:
+        runner = make_task_runner(rec.run)
+        shield_local_server()
+        state = curate.with_options(task_runner=runner)(
+            recipe=rec.model_dump(mode="json"), until=until, from_stage=from_stage, return_state=True
+        )
+        manifest = RunStore(rec.run_dir).manifest.data
+        if state.is_cancelled() and manifest.get("status") == "interrupted":
+            raise RunInterrupted(requested_signal(), manifest)
+        return state.result()
+    finally:
+        run_lock.release(rec.run_dir)
+        release_contexts(str(rec.run_dir.resolve()))
+        cleanup_temp_dirs()

@@ -235,6 +235,9 @@ def pipeline(
     use_deployments: bool = True,
     step_timeout_s: float | None = None,
     poll_interval_s: float = 5.0,
+    executor: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Curate and publish a dataset version, then SFT → GRPO → evaluate on it.
 
@@ -247,13 +250,22 @@ def pipeline(
     launcher / accelerate_config: how the training flows start the entry scripts (flows/train.py).
     use_deployments: start the steps on GPU workers through their deployments; False runs them as
     in-process subflows. step_timeout_s: how long to wait for each (None: as long as it takes).
+    executor / workers / address: what runs curation's shard tasks (as `videorft curate`'s flags).
     """
     from flows.curate import resolve_recipe, run_curate
 
     logger = get_run_logger()
     t0 = time.time()
     rec = resolve_recipe(
-        curate_config, curate_recipe, source=source, media_root=media_root, runs_dir=runs_dir, run=run
+        curate_config,
+        curate_recipe,
+        source=source,
+        media_root=media_root,
+        runs_dir=runs_dir,
+        run=run,
+        executor=executor,
+        workers=workers,
+        address=address,
     )
     manifest = run_curate(recipe=rec, from_stage=from_stage)
     pub = published_dataset(manifest)

@@ -214,6 +214,13 @@ def backoff_delay(attempt: int, cfg: EndpointConfig, retry_after: float | None, 
     return rng.uniform(0, min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1)))
 
 
+def _claim_stale_s(cfg: EndpointConfig) -> float:
+    """How long another process may hold a request's claim before it counts as dead: every attempt
+    timing out, with the longest backoff between them (a live holder is done by then)."""
+    per_attempt = cfg.timeout_s + _DEADLINE_GRACE_S + max(cfg.backoff_max_s, cfg.max_retry_after_s)
+    return per_attempt * (cfg.max_retries + 1) + 60.0
+
+
 class _Endpoint:
     """One backend + one in-flight bound, shared by every role pointing at it."""
 
@@ -234,7 +241,11 @@ class Gateway:
         *,
         backend_factory: Callable[[EndpointConfig], Backend] = make_backend,
         seed: int | None = None,
+        in_flight_share: int = 1,
     ) -> None:
+        """`in_flight_share`: how many processes send this run's requests at once (worker
+        processes of a Ray/Dask run). Each gets `max_in_flight // in_flight_share` of every
+        endpoint's bound, so the bound holds for the whole run (flows/executors.py)."""
         self._configs = {role: EndpointConfig.model_validate(cfg) for role, cfg in endpoints.items()}
         for cfg in self._configs.values():
             if cfg.backend == "openai":
@@ -243,7 +254,8 @@ class Gateway:
         bounds: dict[tuple[str, str, str], int] = {}
         for cfg in self._configs.values():
             k = cfg.endpoint_key()
-            bounds[k] = min(bounds.get(k, cfg.max_in_flight), cfg.max_in_flight)
+            share = max(1, cfg.max_in_flight // max(1, in_flight_share))
+            bounds[k] = min(bounds.get(k, share), share)
         shared: dict[tuple[str, str, str], _Endpoint] = {}
         self._endpoints: dict[str, _Endpoint] = {}
         for role, cfg in self._configs.items():
@@ -419,6 +431,12 @@ class Gateway:
                 hit = await asyncio.shield(self._inflight[key])
                 if hit is None:
                     continue  # it failed: look again, then try ourselves
+            if hit is None and not self._cache.claim(key):
+                # Another process (a worker of this run, a run sharing the cache) is paying for this
+                # request: its answer is ours too (None: it failed or died, look again).
+                hit = await self._cache.wait_claimed(key, _claim_stale_s(cfg))
+                if hit is None:
+                    continue
             if hit is not None:
                 self._count(req.role, cache_hits=1)
                 return result_from_response(hit, key=key, cached=True, attempts=0)
@@ -431,6 +449,7 @@ class Gateway:
             return result
         finally:
             del self._inflight[key]
+            self._cache.release(key)  # after the answer is stored (or the request gave up)
             done.set_result(result.raw if result is not None and result.ok else None)
 
     async def _send(

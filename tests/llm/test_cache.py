@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import multiprocessing
+import socket
 import sqlite3
 import threading
 
@@ -42,11 +45,58 @@ def test_responses_persist_across_instances(tmp_path):
     reopened.close()
 
 
-def test_uses_wal_mode(tmp_path):
-    path = tmp_path / "cache.sqlite"
-    ResponseCache(path).close()
+def test_a_torn_last_line_is_skipped_and_whole_records_survive(tmp_path):
+    """A worker SIGKILLed mid-write leaves a torn line: everything before it is still an answer."""
+    cache = ResponseCache(tmp_path / "cache")
+    cache.put("k1", "m", RESPONSE)
+    cache.close()
+    (segment,) = (tmp_path / "cache").glob("*.jsonl")
+    with open(segment, "ab") as f:
+        f.write(b'{"k":"k2","m":"m","r":{"choi')
+    reopened = ResponseCache(tmp_path / "cache")
+    assert reopened.get("k1") == RESPONSE and reopened.get("k2") is None and len(reopened) == 1
+    reopened.put("k2", "m", RESPONSE)  # a new process writes its own segment, never after a torn line
+    assert ResponseCache(tmp_path / "cache").get("k2") == RESPONSE
+
+
+def test_an_old_single_file_sqlite_cache_is_imported(tmp_path):
+    path = tmp_path / "llm_cache.sqlite"
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.execute(
+            "CREATE TABLE responses (key TEXT PRIMARY KEY, model TEXT, response TEXT, created_at REAL)"
+        )
+        conn.execute("INSERT INTO responses VALUES ('old', 'm', ?, 0)", (json.dumps(RESPONSE),))
+    conn.close()
+    assert ResponseCache(path).get("old") == RESPONSE
+    assert ResponseCache(path).get("old") == RESPONSE  # imported once, read again
+
+
+def test_a_claim_is_exclusive_until_released_and_a_dead_holder_is_stale(tmp_path):
+    a, b = ResponseCache(tmp_path / "c"), ResponseCache(tmp_path / "c")
+    assert a.claim("k") and not b.claim("k")
+    assert not b.claim_is_stale("k", stale_after_s=60)
+    a.release("k")
+    assert b.claim("k")
+    b.release("k")
+    # A holder on this machine whose process is gone: its claim is broken at once.
+    (tmp_path / "c" / "claims" / "k").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "time": 0})
+    )
+    assert a.claim_is_stale("k", stale_after_s=3600)
+
+
+def test_a_waiter_gets_the_answer_its_claim_holder_paid_for(tmp_path):
+    holder, waiter = ResponseCache(tmp_path / "c"), ResponseCache(tmp_path / "c")
+    assert holder.claim("k")
+
+    async def scenario():
+        wait = asyncio.ensure_future(waiter.wait_claimed("k", stale_after_s=60, poll_s=0.01))
+        await asyncio.sleep(0.05)
+        holder.put("k", "m", RESPONSE)
+        holder.release("k")
+        return await wait
+
+    assert asyncio.run(scenario()) == RESPONSE
 
 
 def test_many_threads_write_and_read_concurrently(tmp_path):
@@ -74,7 +124,7 @@ def _write_from_process(path: str, start: int) -> None:
 
 
 @pytest.mark.integration
-def test_two_processes_share_one_cache_file(tmp_path):
+def test_two_processes_share_one_cache(tmp_path):
     path = str(tmp_path / "cache.sqlite")
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_write_from_process, args=(path, s)) for s in (0, 100)]

@@ -187,7 +187,7 @@ def test_the_api_key_value_never_leaves_the_client(
     )
     assert any(not r.ok for r in results)  # the 404 produced an error string to inspect
     gw.close()
-    blobs = [p.read_bytes() for p in tmp_path.glob("llm_cache.sqlite*")]
+    blobs = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "llm_cache" in str(p)]
     assert blobs and all(api_key.encode() not in b for b in blobs)
     assert api_key not in caplog.text
     assert all(api_key not in r.error and api_key not in repr(r) for r in results)

@@ -209,7 +209,8 @@ def test_prefect_yaml_deployments(prefect_yaml):
     }
     (sched,) = deps["curate"]["schedules"]
     assert sched["cron"] == "0 2 * * *" and sched.get("active", True)
-    for name in ("train-sft", "train-grpo", "evaluate"):
+    # curate: one nightly run at a time (the run folder's lock refuses a second writer anyway).
+    for name in ("curate", "train-sft", "train-grpo", "evaluate"):
         assert deps[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     assert not deps["pipeline"].get("schedules")
 
