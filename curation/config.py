@@ -51,6 +51,12 @@ class RunConfig(BaseModel):
     retry_failed: bool = True
     # Write runs/<name>/report.html at the end of every curate run (and post a link artifact).
     report: bool = True
+    # A row stage whose failed rows exceed this share of its input fails the run (exit status 1,
+    # nothing published). Failed means broken (an error, an unparseable or truncated answer, an
+    # unreadable video), not rejected by a filter. 0.5: a healthy run fails a few percent of rows;
+    # past half, something systematic is wrong (a context too small, a text-only model, a broken
+    # prompt or media root) and publishing what is left would hide it. 1.0 never fails a run.
+    max_failed_fraction: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class LLMConfig(BaseModel):

@@ -17,12 +17,14 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curation.config import Recipe
+from curation.llm.failures import EndpointUnavailable
 from curation.records import FAILED, OK, REJECTED, Sample, stable_hash
 from curation.store import RunStore, StageStats
 
@@ -88,7 +90,11 @@ class CurationContext:
             if self._gateway is None:
                 from curation.llm.gateway import Gateway
 
-                self._gateway = Gateway(dict(self.recipe.llm.endpoints), cache_path=self.recipe.cache_path)
+                self._gateway = Gateway(
+                    dict(self.recipe.llm.endpoints),
+                    cache_path=self.recipe.cache_path,
+                    served_identity=self.served_identity(),
+                )
             return self._gateway
 
     def prompt(self, stage: str):
@@ -106,6 +112,12 @@ class CurationContext:
 
     def model_for(self, stage: str) -> str:
         return self.recipe.llm.endpoint(self.role_for(stage)).model
+
+    def served_identity(self) -> dict[str, str]:
+        """{role: what its server reported for the model at preflight} (read from the manifest, so a
+        context rebuilt in a worker process gets the same cache keys)."""
+        checked = self.store.manifest.data.get("llm_endpoints") or {}
+        return {role: str(v.get("served_root") or "") for role, v in checked.items() if isinstance(v, dict)}
 
     def close(self) -> None:
         if self._gateway is not None:
@@ -233,6 +245,9 @@ def stage_base_material(ctx: CurationContext, stage: str) -> list[Any]:
     elif stage in LLM_STAGES:
         # key_material() holds the request parameters and the prompt's content hash.
         base = [getattr(recipe, stage).key_material(ctx.prompt(stage)), ctx.model_for(stage)]
+        served = ctx.served_identity().get(ctx.role_for(stage))
+        if served:  # another checkpoint under the same model name: new rows, not old answers
+            base.append({"served": served})
     elif stage == "filter":
         base = [recipe.filters.key_material()]
     else:
@@ -259,7 +274,14 @@ def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
     return stable_hash(stage, STAGE_VERSIONS[stage], material, length=24)
 
 
-def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[str, Any]]:
+# A row whose request was never answered because its endpoint's circuit breaker opened: not written,
+# so a rerun computes it (it is neither ok, rejected nor failed: it has not been tried).
+PENDING = "pending"
+
+
+def _process(
+    ctx: CurationContext, stage: str, items: list[Item], account: Counter | None = None
+) -> list[dict[str, Any]]:
     """Compute rows for items that had no reusable result. Returns rows in item order."""
     recipe = ctx.recipe
     if not items:
@@ -276,10 +298,12 @@ def _process(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[s
             for it in items
         ]
         return filter_shard(joined, recipe.filters)
-    return _process_llm(ctx, stage, items)
+    return _process_llm(ctx, stage, items, account)
 
 
-def _process_llm(ctx: CurationContext, stage: str, items: list[Item]) -> list[dict[str, Any]]:
+def _process_llm(
+    ctx: CurationContext, stage: str, items: list[Item], account: Counter | None = None
+) -> list[dict[str, Any]]:
     from curation.stages.caption import caption_row
     from curation.stages.draft import draft_row
     from curation.stages.revise import revise_row
@@ -298,11 +322,13 @@ def _process_llm(ctx: CurationContext, stage: str, items: list[Item]) -> list[di
         # A bug or an unexpected answer in one row must not take the shard down with it.
         try:
             return await coro(it)
+        except EndpointUnavailable:  # the endpoint is down, not this row: try it again next run
+            return {"status": PENDING, "reason": ""}
         except Exception as err:  # noqa: BLE001 - recorded on the row, never swallowed silently
             log.exception("%s failed for sample %s", stage, it.sample.id)
             return {"status": FAILED, "reason": f"internal error: {type(err).__name__}: {err}"}
 
-    return gateway.run_coroutines([guarded(it) for it in items])
+    return gateway.run_coroutines([guarded(it) for it in items], account=account)
 
 
 def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
@@ -335,8 +361,9 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
         stats.seconds = stats.ended - started
         return stats
 
+    account: Counter = Counter()
     try:
-        computed = _process(ctx, stage, todo)
+        computed = _process(ctx, stage, todo, account)
         if len(computed) != len(todo):
             raise RuntimeError(f"{stage} returned {len(computed)} rows for {len(todo)} inputs")
     except Exception as err:  # noqa: BLE001
@@ -344,8 +371,13 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
         # accounted for and a rerun retries them; the other shards go on.
         log.exception("%s shard %d failed", stage, shard)
         computed = [{"status": FAILED, "reason": f"shard error: {type(err).__name__}: {err}"} for _ in todo]
+    _copy_llm_counters(stats, account)
     new_rows = {}
+    pending = 0
     for it, row in zip(todo, computed, strict=True):
+        if row.get("status") == PENDING:
+            pending += 1
+            continue
         row = dict(row)
         row["id"] = it.sample.id
         row["key"] = it.key
@@ -355,7 +387,6 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
             row["status"] = FAILED
         new_rows[it.key] = row
         for name, counter in (
-            ("requests", "llm_requests"),
             ("cache_hits", "llm_cache_hits"),
             ("prompt_tokens", "prompt_tokens"),
             ("completion_tokens", "completion_tokens"),
@@ -366,15 +397,39 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
 
     out_rows = []
     for it in items:
-        row = new_rows.get(it.key) or existing[it.key]
+        row = new_rows.get(it.key) or existing.get(it.key)
+        if row is None:  # pending: left out, so the next run computes it
+            continue
         out_rows.append(row)
         stats.count_row(row["status"], row.get("reason") or "")
     stats.reused = len(items) - len(todo)
-    stats.computed = len(todo)
+    stats.computed = len(todo) - pending
+    # The answered rows are kept even when some are pending: they were paid for.
     store.write_shard(stage, shard, out_rows)
     stats.ended = time.time()
     stats.seconds = stats.ended - started
+    if pending:
+        down = ctx.gateway.unavailable()
+        log.error("%s shard %d: %d rows left pending, endpoint unavailable", stage, shard, pending)
+        raise EndpointUnavailable(*down[0].args) if down else RuntimeError(f"{stage}: {pending} rows pending")
     return stats
+
+
+def _copy_llm_counters(stats: StageStats, account: Counter) -> None:
+    """What the gateway counted for this shard's requests → the stage's manifest counters.
+
+    `llm_requests` are requests sent (cache misses), `llm_retries` the attempts after the first,
+    `llm_errors` the failed attempts (each one an error the endpoint answered, or a timeout /
+    dropped connection), by kind in `llm_errors_by_kind`. So requests + retries is what the
+    endpoint received, and errors what it got wrong.
+    """
+    stats.llm["llm_requests"] = stats.llm.get("llm_requests", 0) + account.get("requests", 0)
+    stats.llm["llm_retries"] = stats.llm.get("llm_retries", 0) + account.get("retries", 0)
+    stats.llm["llm_errors"] = stats.llm.get("llm_errors", 0) + account.get("failed_attempts", 0)
+    for name, n in account.items():
+        if name.startswith("failures:"):
+            kind = name.removeprefix("failures:")
+            stats.llm_errors_by_kind[kind] = stats.llm_errors_by_kind.get(kind, 0) + n
 
 
 def iter_samples(store: RunStore) -> Iterator[Sample]:

@@ -20,8 +20,21 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "httpcore", "urllib3", "openai", "uvicorn.access", "datasets", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # One INFO line per HTTP request from the clients would be ~900K lines for 300K rows (openai
+    # 3.x logs through `httpx2`); they show with -v only.
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "httpcore2",
+        "urllib3",
+        "openai",
+        "aiohttp",
+        "uvicorn.access",
+        "datasets",
+        "filelock",
+    ):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -33,26 +46,40 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
-    from flows.curate import run_curate
+    """Run the flow; the last lines say how it ended and what to do next. Exit statuses:
+    curation/run_outcome.py (0 completed, 1 failed, 2 user error, 3 endpoint unavailable)."""
+    from curation.run_outcome import exit_status, failure_lines
+    from curation.user_errors import UserError
+    from flows.curate import resolve_recipe, run_curate
+    from flows.next_steps import closing_lines
     from flows.progress import progress_bars
 
-    with progress_bars():
-        manifest = run_curate(
-            args.config,
-            source=args.source,
-            media_root=args.media_root,
-            runs_dir=args.runs_dir,
-            run=args.run,
-            until=args.until,
-            from_stage=args.from_stage,
-            # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
-            push_to_hub=args.push_to_hub,
-            hub_token_env=args.hub_token_env,
-        )
+    flags = dict(
+        source=args.source,
+        media_root=args.media_root,
+        runs_dir=args.runs_dir,
+        run=args.run,
+        # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
+        push_to_hub=args.push_to_hub,
+        hub_token_env=args.hub_token_env,
+    )
+    rec = resolve_recipe(args.config, None, **flags)
+    try:
+        with progress_bars():
+            manifest = run_curate(recipe=rec, until=args.until, from_stage=args.from_stage)
+    except (KeyboardInterrupt, UserError, FileNotFoundError):
+        raise  # main() prints a user error (exit status 2)
+    except Exception as err:  # noqa: BLE001 - every way a run can end gets its own last lines
+        if getattr(args, "debug", False):
+            raise
+        manifest_path = Path(rec.run_dir) / "manifest.json"
+        if manifest_path.exists():
+            _print_summary(json.loads(manifest_path.read_text()))
+        print("\n".join(failure_lines(err, str(rec.run_dir))), file=sys.stderr)
+        return exit_status(err)
     _print_summary(manifest)
-    from flows.next_steps import closing_lines
-
     print("\n".join(closing_lines(manifest)))
+    print(f"run {manifest.get('run_name')}: completed")
     return 0
 
 
@@ -358,7 +385,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sim_server_argv(argv: list[str]) -> list[str] | None:
+    """`videorft [-v] sim-server ARGS...` → ARGS, handed to the simulator's own parser untouched
+    (argparse's REMAINDER cannot take an option such as `--port P` as its first token)."""
+    for i, tok in enumerate(argv):
+        if tok == "sim-server":
+            return argv[i + 1 :]
+        if not tok.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sim_argv = _sim_server_argv(argv)
+    if sim_argv is not None:
+        _setup_logging("-v" in argv or "--verbose" in argv)
+        from sim_endpoint.server import main as sim_main
+
+        return sim_main(sim_argv) or 0
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -21,7 +21,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from curation.config import Recipe, load_recipe, recipe_from_dict
 from curation.report.artifacts import artifact_key as _artifact_key
+from curation.run_outcome import check_failed_fraction, exit_status
 from curation.runner import (
+    LLM_STAGES,
     ROW_STAGES,
     STAGE_VERSIONS,
     CurationContext,
@@ -177,8 +179,12 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
     run_key = uuid.uuid4().hex
     _CONTEXTS[run_key] = ctx
     t_flow = time.time()
-    store.manifest.update(**run_config_header(ctx), status="running", stages_requested=stages)
+    store.manifest.update(
+        **run_config_header(ctx), status="running", stages_requested=stages, error=None, exit_status=None
+    )
     try:
+        # Endpoints first: a wrong key, model or URL stops the run in seconds, before anything is paid.
+        _preflight(ctx, stages, logger)
         results: dict[str, StageStats] = {}
         if "sources" in stages:
             results["sources"] = sources_task.submit(run_key).result()
@@ -191,21 +197,53 @@ def _curate(rec: Recipe, *, until: str | None, from_stage: str | None, logger: A
             results[stage] = finalize_stage(ctx, stage, per_stage[stage])
             _post_stage_artifacts(rec.run.name, results[stage])
             logger.info("%s: %s", stage, _line(results[stage]))
+        for stage in row_stages:  # before publishing: a failed run never publishes
+            check_failed_fraction(stage, results[stage].to_dict(), rec.run.max_failed_fraction)
         if "publish" in stages:
             results["publish"] = publish_task.submit(run_key).result()
             logger.info("publish: %s", _line(results["publish"]))
-        if rec.run.report:
-            report = report_task.submit(run_key).result()
-            if report:
-                logger.info("report: %s", report)
         store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
+        _report(run_key, logger)
         return store.manifest.data
-    except BaseException:
-        store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        store.manifest.update(
+            status=status,
+            error=f"{type(err).__name__}: {err}",
+            exit_status=exit_status(err),
+            seconds_total=round(time.time() - t_flow, 3),
+        )
+        if not isinstance(err, KeyboardInterrupt):
+            try:  # the report of a failed run says so, and shows where its rows are
+                _report(run_key, logger)
+            except Exception as report_err:  # noqa: BLE001 - never hide the run's own error
+                logger.warning("could not write the report: %s", report_err)
         raise
     finally:
         ctx.close()
         _CONTEXTS.pop(run_key, None)
+
+
+def _preflight(ctx: CurationContext, stages: list[str], logger: Any) -> None:
+    """Check the endpoints of the LLM stages this run includes; record what they serve."""
+    from curation.llm.preflight import preflight
+
+    roles = sorted({ctx.role_for(s) for s in LLM_STAGES if s in stages})
+    if not roles:
+        return
+    checked = preflight(ctx.recipe.llm.endpoints, roles)
+    ctx.store.manifest.update(llm_endpoints=checked)
+    for role, c in checked.items():
+        served = f", serving {c['served_root']}" if c.get("served_root") else ""
+        logger.info("endpoint %s: %s model %r ok%s", role, c["base_url"], c["model"], served)
+
+
+def _report(run_key: str, logger: Any) -> None:
+    if not _ctx(run_key).recipe.run.report:
+        return
+    report = report_task.submit(run_key).result()
+    if report:
+        logger.info("report: %s", report)
 
 
 def _run_shard_grid(run_key: str, n: int, row_stages: list[str], slots: int) -> dict[str, list[StageStats]]:
