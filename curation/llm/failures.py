@@ -62,7 +62,6 @@ def hint_for(kind: str) -> str:
 
 
 _CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+) tokens", re.I)
-_REQUESTED = re.compile(r"(?:you requested|request has|requested)\s+(\d+)\s+(?:input\s+)?tokens", re.I)
 _MAX_TOKENS_TOO_LARGE = re.compile(r"max_(?:completion_)?tokens.{0,20}too large", re.I)
 _NO_IMAGES = re.compile(
     r"(not a multimodal model|does not support (?:image|multimodal|vision)|at most 0 image|"
@@ -80,9 +79,8 @@ def normalise_reason(kind: str, message: str) -> str:
             m = int(limit.group(1))
             if _MAX_TOKENS_TOO_LARGE.search(message):
                 return f"max_tokens too large for the model's context ({m} tokens)"
-            asked = _REQUESTED.search(message)
-            n = f"{asked.group(1)} > " if asked else ""
-            return f"prompt too long for the model's context ({n}{m} tokens)"
+            # The prompt's own length stays out of the reason (it is in the log): one reason per limit.
+            return f"prompt too long for the model's context (> {m} tokens)"
         if _NO_IMAGES.search(message):
             return "the model does not accept images (text-only model)"
     if kind == "malformed":

@@ -567,7 +567,15 @@ class Gateway:
             if endpoint.unavailable is not None:
                 raise _copy(endpoint.unavailable)  # this row stays pending too: it was never answered
         self._count(req.role, errors=1)
-        log.warning("%s %s: request failed after %d attempt(s): %s", req.role, req.tag, attempts, error)
+        # An item's failure is counted in the stage's reason table; a log line per row would flood.
+        log.log(
+            logging.WARNING if is_endpoint_wide(kind) else logging.DEBUG,
+            "%s %s: request failed after %d attempt(s): %s",
+            req.role,
+            req.tag,
+            attempts,
+            error,
+        )
         return ChatResult(ok=False, error=reason, attempts=attempts, key=key, detail=str(error), kind=kind)
 
     async def _aclose(self) -> None:
