@@ -30,7 +30,13 @@ class TooManyFailures(Exception):  # noqa: N818 - says what happened
 
     def __init__(self, stage: str, failed: int, total: int, limit: float, top_reasons: list[str]) -> None:
         super().__init__(stage, failed, total, limit, top_reasons)
-        self.stage, self.failed, self.total, self.limit, self.top_reasons = stage, failed, total, limit, top_reasons
+        self.stage, self.failed, self.total, self.limit, self.top_reasons = (
+            stage,
+            failed,
+            total,
+            limit,
+            top_reasons,
+        )
 
     def __str__(self) -> str:
         return (
@@ -44,10 +50,18 @@ def check_failed_fraction(stage: str, stats: dict[str, Any], limit: float) -> No
     total, failed = int(stats.get("in", 0)), int(stats.get("failed", 0))
     if total and failed / total > limit:
         reasons = sorted(
-            ((k.removeprefix("failed: "), n) for k, n in (stats.get("reasons") or {}).items() if k.startswith("failed")),
+            (
+                (k.removeprefix("failed: "), n)
+                for k, n in (stats.get("reasons") or {}).items()
+                if k.startswith("failed")
+            ),
             key=lambda kv: -kv[1],
         )
         raise TooManyFailures(stage, failed, total, limit, [f"{n} × {r}" for r, n in reasons[:3]])
+
+
+def _known() -> tuple[type[BaseException], ...]:
+    return (EndpointUnavailable, PreflightError, TooManyFailures)
 
 
 def exit_status(error: BaseException | None) -> int:
@@ -60,7 +74,9 @@ def exit_status(error: BaseException | None) -> int:
 
 def failure_lines(error: BaseException, run_dir: str | None) -> list[str]:
     """What happened and what to do next, for a run that did not complete."""
-    resume = "then run the same command again: it resumes where it stopped and pays only for rows never answered"
+    resume = (
+        "then run the same command again: it resumes where it stopped and pays only for rows never answered"
+    )
     if isinstance(error, PreflightError):
         lines = ["run stopped before any LLM request: endpoint check failed"]
         for c in error.checks:
@@ -93,3 +109,7 @@ def failure_lines(error: BaseException, run_dir: str | None) -> list[str]:
         f"run failed: {type(error).__name__}: {error}; nothing was published",
         "next: fix the cause (videorft --debug curate ... shows the traceback) and rerun the same command",
     ]
+
+
+# The ways a run ends that the CLI explains in its own words (no traceback needed).
+KNOWN_OUTCOMES = _known()

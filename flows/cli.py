@@ -64,6 +64,11 @@ def cmd_curate(args: argparse.Namespace) -> int:
         hub_token_env=args.hub_token_env,
     )
     rec = resolve_recipe(args.config, None, **flags)
+    quiet = _KnownOutcomeFilter()
+    if not getattr(args, "debug", False):
+        # A broken endpoint or too many failed rows is told in the last lines below; Prefect's
+        # traceback of it first would bury them.
+        logging.getLogger("prefect.flow_runs").addFilter(quiet)
     try:
         with progress_bars():
             manifest = run_curate(recipe=rec, until=args.until, from_stage=args.from_stage)
@@ -77,16 +82,32 @@ def cmd_curate(args: argparse.Namespace) -> int:
             _print_summary(json.loads(manifest_path.read_text()))
         print("\n".join(failure_lines(err, str(rec.run_dir))), file=sys.stderr)
         return exit_status(err)
+    finally:
+        logging.getLogger("prefect.flow_runs").removeFilter(quiet)
     _print_summary(manifest)
     print("\n".join(closing_lines(manifest)))
     print(f"run {manifest.get('run_name')}: completed")
     return 0
 
 
+class _KnownOutcomeFilter(logging.Filter):
+    """Drops Prefect's "Encountered exception" record (with traceback) for the ways a run ends
+    that the CLI explains itself: endpoint unavailable, preflight failed, too many failed rows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from curation.run_outcome import KNOWN_OUTCOMES
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, KNOWN_OUTCOMES)
+
+
 def _print_summary(manifest: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if not manifest.get("stages"):
+        print(f"run {manifest.get('run_name')} ({manifest.get('status')}): no stage ran")
+        return
     table = Table(title=f"run {manifest.get('run_name')} ({manifest.get('status')})")
     for col in ("stage", "in", "ok", "rejected", "failed", "reused", "llm req", "cache hits", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")

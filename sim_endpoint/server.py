@@ -279,7 +279,8 @@ def _has_media(messages: list[dict[str, Any]]) -> bool:
     for m in messages:
         content = m.get("content")
         if isinstance(content, list) and any(
-            isinstance(p, dict) and p.get("type") in ("image_url", "video_url", "input_image") for p in content
+            isinstance(p, dict) and p.get("type") in ("image_url", "video_url", "input_image")
+            for p in content
         ):
             return True
     return False

@@ -43,7 +43,12 @@ def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]
     path): a different checkpoint served under the same model name is a different key. Left out
     when unknown, so keys of backends without an identity stay what they were.
     """
-    material: dict[str, Any] = {"v": CACHE_KEY_VERSION, "model": model, "messages": messages, "params": params}
+    material: dict[str, Any] = {
+        "v": CACHE_KEY_VERSION,
+        "model": model,
+        "messages": messages,
+        "params": params,
+    }
     if served:
         material["served"] = served
     payload = canonical_json(material)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 
 # Failure kinds that say nothing about the item: the endpoint itself does not work.
-_ENDPOINT_WIDE = frozenset({"connection", "dropped", "timeout", "deadline", "http_401", "http_403", "http_404"})
+_ENDPOINT_WIDE = frozenset(
+    {"connection", "dropped", "timeout", "deadline", "http_401", "http_403", "http_404"}
+)
 
 
 def is_endpoint_wide(kind: str) -> bool:
@@ -84,7 +86,9 @@ def normalise_reason(kind: str, message: str) -> str:
         if _NO_IMAGES.search(message):
             return "the model does not accept images (text-only model)"
     if kind == "malformed":
-        return "malformed response: " + ("invalid JSON" if "invalid JSON" in message else "not a chat.completion")
+        return "malformed response: " + (
+            "invalid JSON" if "invalid JSON" in message else "not a chat.completion"
+        )
     if kind == "timeout":
         return "timeout: no answer within timeout_s"
     if kind == "deadline":

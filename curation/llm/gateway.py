@@ -63,7 +63,9 @@ _DEADLINE_GRACE_S = 1.0
 # Counters of the requests made inside one `run_coroutines` call (a shard of a stage): asyncio tasks
 # inherit the caller's context, so every request a shard's coroutines make lands in its counter,
 # whatever else runs on the gateway loop at the same time.
-_ACCOUNT: contextvars.ContextVar[Counter | None] = contextvars.ContextVar("videorft_llm_account", default=None)
+_ACCOUNT: contextvars.ContextVar[Counter | None] = contextvars.ContextVar(
+    "videorft_llm_account", default=None
+)
 # Roles whose answers may carry a `<think>` block in `content` (R1 without a reasoning parser).
 REASONER_ROLES = frozenset({"reasoner"})
 
@@ -456,7 +458,9 @@ class Gateway:
                     continue  # it failed: look again, then try ourselves
             if hit is not None:
                 self._count(req.role, cache_hits=1)
-                return result_from_response(hit, key=key, cached=True, attempts=0, split=self._split(req.role))
+                return result_from_response(
+                    hit, key=key, cached=True, attempts=0, split=self._split(req.role)
+                )
             break
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = done
@@ -528,7 +532,9 @@ class Gateway:
         # Stored before anything interprets it: a response that later fails to parse was paid for.
         if self._cache is not None:
             self._cache.put(key, cfg.model, response)
-        result = result_from_response(response, key=key, cached=False, attempts=attempt, split=self._split(role))
+        result = result_from_response(
+            response, key=key, cached=False, attempts=attempt, split=self._split(role)
+        )
         self._count(
             role,
             ok=1,

@@ -68,14 +68,20 @@ def check_endpoint(roles: list[str], cfg: EndpointConfig, timeout_s: float) -> E
         key = resolve_api_key(cfg.api_key_env)
     except ValueError:
         check.problem = f"environment variable {cfg.api_key_env} (api_key_env) is not set"
-        check.hint = f"export {cfg.api_key_env}=<the server's API key>, or remove api_key_env if it needs none"
+        check.hint = (
+            f"export {cfg.api_key_env}=<the server's API key>, or remove api_key_env if it needs none"
+        )
         return check
     headers = {"Authorization": f"Bearer {key}"}
     try:
         with httpx.Client(timeout=timeout_s, headers=headers) as client:
             r = client.get(f"{url}/models")
             if r.status_code in (404, 405):  # no model list: ask for one token instead
-                body = {"model": cfg.model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+                body = {
+                    "model": cfg.model,
+                    "messages": [{"role": "user", "content": "ping"}],
+                    "max_tokens": 1,
+                }
                 r = client.post(f"{url}/chat/completions", json=body)
                 return _judge_chat(check, r, cfg)
             return _judge_models(check, r, cfg)
@@ -130,9 +136,7 @@ def _judge_models(check: EndpointCheck, r: Any, cfg: EndpointConfig) -> Endpoint
         return check
     listed = ", ".join(sorted(models)[:_MAX_LISTED]) or "none"
     check.problem = f"the server does not serve this model (it lists: {listed})"
-    check.hint = (
-        "set `model` to a name the server lists, or serve this one (vLLM: --served-model-name)"
-    )
+    check.hint = "set `model` to a name the server lists, or serve this one (vLLM: --served-model-name)"
     return check
 
 

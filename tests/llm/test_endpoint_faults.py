@@ -16,7 +16,9 @@ from sim_endpoint.server import configure_sim, sim_stats
 
 
 def _req(i: int, text: str = "hello", role: str = "reasoner", **params) -> ChatRequest:
-    return ChatRequest(role=role, messages=[{"role": "user", "content": f"{text} {i}"}], params=params, tag=f"s{i}")
+    return ChatRequest(
+        role=role, messages=[{"role": "user", "content": f"{text} {i}"}], params=params, tag=f"s{i}"
+    )
 
 
 def _run_one(gw, request):
@@ -29,7 +31,9 @@ def _run_one(gw, request):
 
 def test_wrong_model_opens_the_breaker_after_n_requests_and_sends_no_more(sim, fast_endpoint, make_gateway):
     url = sim(served_models=["served-model"])
-    gw = make_gateway({"reasoner": fast_endpoint(url, model="wrong-model", max_in_flight=1, breaker_failures=3)})
+    gw = make_gateway(
+        {"reasoner": fast_endpoint(url, model="wrong-model", max_in_flight=1, breaker_failures=3)}
+    )
     outcomes = [_run_one(gw, _req(i)) for i in range(6)]
     # Two rows fail (a 404 is not retried), the third trips the breaker, the rest are never sent.
     assert [type(o).__name__ for o in outcomes] == ["ChatResult"] * 2 + ["EndpointUnavailable"] * 4
@@ -115,7 +119,10 @@ def test_think_is_split_only_for_reasoners_without_a_reasoning_field(sim, fast_e
         return {"choices": [{"message": message, "finish_reason": "stop"}]}
 
     caption = '{"caption": "a sign reading </think> on the wall"}'
-    assert result_from_response(response(caption), key="k", cached=False, attempts=1, split=False).content == caption
+    assert (
+        result_from_response(response(caption), key="k", cached=False, attempts=1, split=False).content
+        == caption
+    )
     r = result_from_response(response("<think>why</think>B"), key="k", cached=False, attempts=1, split=True)
     assert (r.reasoning_content, r.content) == ("why", "B")
     # The server separated the reasoning: the content is the answer as written.
@@ -134,7 +141,9 @@ def test_another_checkpoint_under_the_same_name_is_a_cache_miss(sim, fast_endpoi
     assert a.run([_req(1)])[0].ok
     same = make_gateway(cfg, cache=str(tmp_path / "c.sqlite"), served_identity={"reasoner": "/ckpt/step-100"})
     assert same.run([_req(1)])[0].cached
-    other = make_gateway(cfg, cache=str(tmp_path / "c.sqlite"), served_identity={"reasoner": "/ckpt/step-200"})
+    other = make_gateway(
+        cfg, cache=str(tmp_path / "c.sqlite"), served_identity={"reasoner": "/ckpt/step-200"}
+    )
     assert not other.run([_req(1)])[0].cached
     assert sim_stats(url)["requests"] == 2
 
@@ -143,19 +152,25 @@ def test_errors_cross_process_boundaries():
     err = EndpointUnavailable("reasoner", "http://h:1/v1", "m", "connection failed", "start it")
     back = pickle.loads(pickle.dumps(err))
     assert (back.role, back.base_url, back.model, back.reason, back.hint) == (
-        "reasoner", "http://h:1/v1", "m", "connection failed", "start it"
+        "reasoner",
+        "http://h:1/v1",
+        "m",
+        "connection failed",
+        "start it",
     )
     assert str(back) == str(err)
 
 
 def test_normalised_reasons_of_vllm_bodies():
     old = (
-        "HTTP 400: {\"object\": \"error\", \"message\": \"This model's maximum context length is 2048 tokens. "
-        "However, you requested 3001 tokens (2001 in the messages, 1000 in the completion).\"}"
+        'HTTP 400: {"object": "error", "message": "This model\'s maximum context length is 2048 tokens. '
+        'However, you requested 3001 tokens (2001 in the messages, 1000 in the completion)."}'
     )
     assert normalise_reason("http_400", old) == "prompt too long for the model's context (> 2048 tokens)"
     too_many = "HTTP 400: 'max_tokens' is too large: 4096. This model's maximum context length is 2048 tokens"
-    assert normalise_reason("http_400", too_many) == "max_tokens too large for the model's context (2048 tokens)"
+    assert (
+        normalise_reason("http_400", too_many) == "max_tokens too large for the model's context (2048 tokens)"
+    )
     a = normalise_reason("http_400", 'HTTP 400: {"message": "bad value 17 for \'top_k\'"}')
     b = normalise_reason("http_400", 'HTTP 400: {"message": "bad value 23 for \'top_k\'"}')
     assert a == b == "HTTP 400: bad value N for '…'"
