@@ -1,6 +1,6 @@
 """Write tiny SFT and GRPO outputs and an export for scripts/check_stock_load.py (`make test-stock`).
 
-.venv/bin/python scripts/make_stock_outputs.py OUT     # OUT/sft, OUT/grpo, OUT/export
+    .venv/bin/python scripts/make_stock_outputs.py OUT     # OUT/sft, OUT/grpo, OUT/export
 """
 
 from __future__ import annotations
