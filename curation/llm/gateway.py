@@ -89,7 +89,8 @@ class EndpointConfig(BaseModel):
     max_retry_after_s: float = Field(default=300.0, ge=0)
     # Total time one request may take, all attempts, backoff and queueing for a retry included
     # (the first wait for a free in-flight slot is not counted: it is the run's own queue).
-    deadline_s: float = Field(default=600.0, gt=0)
+    # None: max(600 s, 2 × timeout_s), so a hung server costs minutes, not max_retries × timeout_s.
+    deadline_s: float | None = Field(default=None, gt=0)
     # Open the circuit breaker after this many requests in a row failed endpoint-wide (connection,
     # timeout, 401/403/404, 5xx on every attempt) with no success between. Small: a broken endpoint
     # must stop the run in seconds, and a sporadic failure almost never repeats N times in a row.
@@ -102,6 +103,10 @@ class EndpointConfig(BaseModel):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # Backend-specific settings (e.g. transformers: device, dtype); not sent to servers.
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def total_deadline_s(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else max(600.0, 2 * self.timeout_s)
 
     def endpoint_key(self) -> tuple[str, str, str]:
         """Roles whose configs share this key share one backend and one in-flight bound."""
@@ -492,10 +497,10 @@ class Gateway:
                     if endpoint.unavailable is not None:  # opened while this request waited
                         raise _copy(endpoint.unavailable)
                     if deadline is None:
-                        deadline = loop.time() + cfg.deadline_s
+                        deadline = loop.time() + cfg.total_deadline_s
                     left = deadline - loop.time()
                     if left <= 0:
-                        raise TransientError(f"deadline of {cfg.deadline_s:g}s passed", kind="deadline")
+                        raise TransientError(f"deadline of {cfg.total_deadline_s:g}s passed", kind="deadline")
                     timeout = min(cfg.timeout_s, left)
                     self._count(req.role, attempts=1, retries=int(attempt > 1))
                     async with asyncio.timeout(timeout + _DEADLINE_GRACE_S):
