@@ -63,7 +63,6 @@ def cmd_curate(args: argparse.Namespace) -> int:
         push_to_hub=args.push_to_hub,
         hub_token_env=args.hub_token_env,
     )
-    rec = resolve_recipe(args.config, None, **flags)
     quiet = _KnownOutcomeFilter()
     if not getattr(args, "debug", False):
         # A broken endpoint or too many failed rows is told in the last lines below; Prefect's
@@ -71,22 +70,23 @@ def cmd_curate(args: argparse.Namespace) -> int:
         logging.getLogger("prefect.flow_runs").addFilter(quiet)
     try:
         with progress_bars():
-            manifest = run_curate(recipe=rec, until=args.until, from_stage=args.from_stage)
+            manifest = run_curate(args.config, until=args.until, from_stage=args.from_stage, **flags)
     except (KeyboardInterrupt, UserError, FileNotFoundError):
         raise  # main() prints a user error (exit status 2)
     except Exception as err:  # noqa: BLE001 - every way a run can end gets its own last lines
         if getattr(args, "debug", False):
             raise
-        manifest_path = Path(rec.run_dir) / "manifest.json"
+        run_dir = resolve_recipe(args.config, None, **flags).run_dir
+        manifest_path = Path(run_dir) / "manifest.json"
         if manifest_path.exists():
             _print_summary(json.loads(manifest_path.read_text()))
-        print("\n".join(failure_lines(err, str(rec.run_dir))), file=sys.stderr)
+        print("\n".join(failure_lines(err, str(run_dir))), file=sys.stderr)
         return exit_status(err)
     finally:
         logging.getLogger("prefect.flow_runs").removeFilter(quiet)
     _print_summary(manifest)
-    print("\n".join(closing_lines(manifest)))
     print(f"run {manifest.get('run_name')}: completed")
+    print("\n".join(closing_lines(manifest)))
     return 0
 
 
