@@ -66,11 +66,12 @@ def build_qwen2(out: Path) -> None:
     # which looks for them in the generated text.
     cfg = Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
+        # head_dim 64: vLLM's CPU attention supports only some head sizes (16 is refused).
+        hidden_size=128,
+        intermediate_size=256,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
@@ -99,11 +100,11 @@ def build_idefics3(out: Path) -> None:
         text_config={
             "model_type": "llama",
             "vocab_size": len(tok),
-            "hidden_size": 64,
-            "intermediate_size": 128,
+            "hidden_size": 128,  # head_dim 64, as above
+            "intermediate_size": 256,
             "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
             "max_position_embeddings": 8192,
             "eos_token_id": tok.convert_tokens_to_ids("<|im_end|>"),
             "pad_token_id": tok.pad_token_id,

@@ -56,21 +56,39 @@ class Server:
     url: str  # http://127.0.0.1:P/v1
     model: str  # the served model name
     root: str  # the weights' folder vLLM reports as `root`
-    proc: subprocess.Popen
+    proc: subprocess.Popen | None  # None: a server this session found running (see _start)
     log: Path
+    pid: int = 0
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return _healthy(self.url)
 
     def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None and self.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the API server and its engine processes
             self.proc.wait(timeout=30)
+        elif self.proc is None and self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _start(name: str, port: int, model_dir: Path, served: str, *extra: str) -> Server:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"{name}.log"
+    url = f"http://127.0.0.1:{port}/v1"
+    pid_file = LOGS / f"{name}.pid"
+    if _healthy(url) and pid_file.exists():
+        # Started by `tests/real_vllm/conftest.py NAME` for a debugging session: reuse it.
+        return Server(name, url, served, str(model_dir), None, log, int(pid_file.read_text()))
     cmd = [
         str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir), "--served-model-name", served,
@@ -86,7 +104,7 @@ def _start(name: str, port: int, model_dir: Path, served: str, *extra: str) -> S
     }
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    return Server(name, f"http://127.0.0.1:{port}/v1", served, str(model_dir), proc, log)
+    return Server(name, url, served, str(model_dir), proc, log)
 
 
 def _wait_healthy(server: Server) -> float:
@@ -94,15 +112,13 @@ def _wait_healthy(server: Server) -> float:
     while time.monotonic() - t0 < STARTUP_TIMEOUT_S:
         if not server.alive():
             raise RuntimeError(f"vLLM {server.name} exited; see {server.log}:\n{server.log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
-                return time.monotonic() - t0
+        if _healthy(server.url):
+            return time.monotonic() - t0
         time.sleep(1)
     raise TimeoutError(f"vLLM {server.name} not healthy after {STARTUP_TIMEOUT_S}s; see {server.log}")
 
 
-@pytest.fixture(scope="session")
-def vllm_servers() -> Iterator[dict[str, Server]]:
+def _start_all() -> dict[str, Server]:
     text = _start(
         "text", 18100, MODELS / "qwen2-tiny", "tiny-reasoner",
         "--reasoning-parser", "deepseek_r1", "--max-model-len", str(TEXT_MAX_LEN),
@@ -113,7 +129,12 @@ def vllm_servers() -> Iterator[dict[str, Server]]:
         "--limit-mm-per-prompt", json.dumps({"image": 16}),
         "--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
     )  # fmt: skip
-    servers = {"text": text, "vlm": vlm}
+    return {"text": text, "vlm": vlm}
+
+
+@pytest.fixture(scope="session")
+def vllm_servers() -> Iterator[dict[str, Server]]:
+    servers = _start_all()
     try:
         startup = {name: round(_wait_healthy(s), 1) for name, s in servers.items()}
         (LOGS / "startup.json").write_text(json.dumps(startup))
@@ -122,3 +143,12 @@ def vllm_servers() -> Iterator[dict[str, Server]]:
     finally:
         for s in servers.values():
             s.kill()
+
+
+if __name__ == "__main__":
+    # Start both servers and leave them running (debugging: the tests then reuse them; kill them
+    # with `kill -9 -$(cat runs/vllm-logs/NAME.pid)`).
+    for srv in _start_all().values():
+        if srv.proc is not None:
+            (LOGS / f"{srv.name}.pid").write_text(str(srv.proc.pid))
+        print(srv.name, srv.url, f"healthy after {_wait_healthy(srv):.0f}s")

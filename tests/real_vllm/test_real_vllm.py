@@ -54,7 +54,7 @@ def _recipe(synth: Path, runs: Path, servers, **patch) -> object:
     data = {
         "run": {"name": "v", "runs_dir": str(runs), "shard_size": 4, "max_failed_fraction": 1.0},
         "source": {"path": str(synth / "annotations.jsonl"), "media_root": str(synth)},
-        "video": {"sampling": "uniform", "num_frames": 2, "max_frames": 2, "min_pixels": 3136, "max_pixels": 3136},
+        "video": {"sampling": "uniform", "num_frames": 2, "min_frames": 2, "max_frames": 2, "min_pixels": 3136, "max_pixels": 3136},
         "llm": {"endpoints": {"captioner": vlm, "reasoner": reasoner, "reviser": dict(vlm)}},
         # Random weights never stop by themselves: small budgets keep the run short.
         "caption": {"max_tokens": 96, "repair": False},
