@@ -111,7 +111,9 @@ def _wait_healthy(server: Server) -> float:
     t0 = time.monotonic()
     while time.monotonic() - t0 < STARTUP_TIMEOUT_S:
         if not server.alive():
-            raise RuntimeError(f"vLLM {server.name} exited; see {server.log}:\n{server.log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"vLLM {server.name} exited; see {server.log}:\n{server.log.read_text()[-3000:]}"
+            )
         if _healthy(server.url):
             return time.monotonic() - t0
         time.sleep(1)

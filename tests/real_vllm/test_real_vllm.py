@@ -54,7 +54,14 @@ def _recipe(synth: Path, runs: Path, servers, **patch) -> object:
     data = {
         "run": {"name": "v", "runs_dir": str(runs), "shard_size": 4, "max_failed_fraction": 1.0},
         "source": {"path": str(synth / "annotations.jsonl"), "media_root": str(synth)},
-        "video": {"sampling": "uniform", "num_frames": 2, "min_frames": 2, "max_frames": 2, "min_pixels": 3136, "max_pixels": 3136},
+        "video": {
+            "sampling": "uniform",
+            "num_frames": 2,
+            "min_frames": 2,
+            "max_frames": 2,
+            "min_pixels": 3136,
+            "max_pixels": 3136,
+        },
         "llm": {"endpoints": {"captioner": vlm, "reasoner": reasoner, "reviser": dict(vlm)}},
         # Random weights never stop by themselves: small budgets keep the run short.
         "caption": {"max_tokens": 96, "repair": False},
@@ -98,7 +105,9 @@ def test_reasoning_field_and_too_long_prompt(vllm_servers, tmp_path):
         ok, long = gw.run(
             [
                 ChatRequest("reasoner", [{"role": "user", "content": "why?"}], {"max_tokens": 16}),
-                ChatRequest("reasoner", [{"role": "user", "content": "word " * 3 * TEXT_MAX_LEN}], {"max_tokens": 4}),
+                ChatRequest(
+                    "reasoner", [{"role": "user", "content": "word " * 3 * TEXT_MAX_LEN}], {"max_tokens": 4}
+                ),
             ]
         )
     assert ok.ok and ok.reasoning_content is not None  # vLLM 0.32 sends it as `reasoning`
@@ -139,7 +148,10 @@ def test_reasoner_killed_mid_run_stops_the_run_and_publishes_nothing(synth, tmp_
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and thread.is_alive():
         metrics = httpx.get(text.url.removesuffix("/v1") + "/metrics", timeout=5).text
-        if any(line.startswith("vllm:num_requests_running") and not line.endswith(" 0.0") for line in metrics.splitlines()):
+        if any(
+            line.startswith("vllm:num_requests_running") and not line.endswith(" 0.0")
+            for line in metrics.splitlines()
+        ):
             break
         time.sleep(0.2)
     text.kill()
