@@ -95,6 +95,8 @@ class SimConfig(BaseModel):
     hang_all: bool = False
     # Close every chat request's connection mid-response.
     drop_all: bool = False
+    # Serve GET /v1/models (False: 404, as some OpenAI-compatible servers do).
+    models_route: bool = True
 
     def root_of(self, model: str) -> str:
         return self.model_roots.get(model, f"/simulated/{model}")

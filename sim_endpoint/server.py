@@ -434,6 +434,8 @@ def build_app(cfg: SimConfig) -> Starlette:
             return await _hang(request, cfg.hang_s)
         if not _authorised(cfg, request):
             return _unauthorised()
+        if not cfg.models_route:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         names = cfg.served_models or [cfg.model_name]
         data = [
             {

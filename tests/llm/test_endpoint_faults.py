@@ -231,3 +231,23 @@ def test_sim_server_command_takes_its_own_options():
     assert _sim_server_argv(["-v", "sim-server", "--port", "1"]) == ["--port", "1"]
     assert _sim_server_argv(["curate", "x.yaml"]) is None
     assert parse_args(["--port", "18123"])[1] == 18123
+
+
+def test_preflight_without_a_model_list_asks_for_one_token(sim, fast_endpoint):
+    url = sim(models_route=False, served_models=["m"])
+    checked = preflight({"reasoner": fast_endpoint(url, model="m")}, ["reasoner"])
+    assert checked["reasoner"]["served_root"]  # the answer's `model` field
+    assert sim_stats(url)["requests"] == 1
+    with pytest.raises(PreflightError, match="does not serve this model"):
+        preflight({"reasoner": fast_endpoint(url, model="other")}, ["reasoner"])
+
+
+def test_requests_log_no_info_line_each(sim, fast_endpoint, make_gateway, caplog):
+    import logging
+
+    url = sim()
+    gw = make_gateway({"reasoner": fast_endpoint(url, options={"http_client": "httpx"})})
+    with caplog.at_level(logging.INFO):
+        assert all(r.ok for r in gw.run([_req(i) for i in range(5)]))
+    noisy = [r for r in caplog.records if r.name.split(".")[0] in ("httpx", "httpx2", "httpcore", "openai")]
+    assert noisy == []
