@@ -28,7 +28,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_PY = REPO / ".venv-vllm" / "bin" / "python"
-MODELS = Path(os.environ.get("VIDEORFT_VLLM_MODELS", REPO / "runs" / "vllm-models"))
+MODELS = Path(os.environ.get("VIDEORFT_VLLM_MODELS", REPO / "runs" / "vllm-models")).resolve()
 LOGS = REPO / "runs" / "vllm-logs"
 VLM_KEY = "videorft-test-vlm-key"
 KEY_ENV = "VIDEORFT_TEST_VLM_KEY"
