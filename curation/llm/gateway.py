@@ -19,7 +19,7 @@ Endpoint-wide failures (connection refused or dropped, timeouts, 401/403/404, 5x
 when `breaker_failures` requests in a row end that way with no success between, the endpoint's
 circuit breaker opens and every further request to it raises `EndpointUnavailable` without being
 sent. The rows stay pending, the run stops with one message, and a rerun resumes once the endpoint
-is fixed. Each request also has a total deadline (`deadline_s`, all attempts and waits included),
+is fixed. Each request also has a total deadline (`deadline_s`: its attempts and backoff),
 so a hung server costs minutes, not `max_retries × timeout_s` per row.
 
 Concurrency: the gateway runs its own event loop on a background thread. `run()` (sync) and
@@ -87,9 +87,10 @@ class EndpointConfig(BaseModel):
     backoff_max_s: float = Field(default=30.0, ge=0)
     # A server asking for longer than this gets this; protects a run from a wild Retry-After.
     max_retry_after_s: float = Field(default=300.0, ge=0)
-    # Total time one request may take, all attempts, backoff and queueing for a retry included
-    # (the first wait for a free in-flight slot is not counted: it is the run's own queue).
-    # None: max(600 s, 2 × timeout_s), so a hung server costs minutes, not max_retries × timeout_s.
+    # Total time one request may spend in attempts and backoff. Waiting for a free in-flight slot
+    # is not counted: that is the run's own queue (thousands of rows wait there at scale), and a
+    # deadline spent queueing would fail healthy requests. None: max(600 s, 2 × timeout_s), so a
+    # hung server costs minutes, not max_retries × timeout_s.
     deadline_s: float | None = Field(default=None, gt=0)
     # Open the circuit breaker after this many requests in a row failed endpoint-wide (connection,
     # timeout, 401/403/404, 5xx on every attempt) with no success between. Small: a broken endpoint
@@ -485,24 +486,22 @@ class Gateway:
         self._count(req.role, requests=1)
         headers = {SAMPLE_ID_HEADER: req.tag} if req.tag else {}
         attempt = 0
-        deadline: float | None = None  # starts with the first attempt, not the wait for a slot
+        budget = cfg.total_deadline_s
+        spent = 0.0  # seconds in attempts and backoff (not in the queue for a slot)
         loop = asyncio.get_running_loop()
         while True:
             attempt += 1
             # Built on first use, outside the try: a backend that cannot be built (missing extra,
             # bad model path) is a configuration error and must stop the run, not fail each row.
             backend = self._backend(endpoint)
+            started: float | None = None
+            timeout = min(cfg.timeout_s, budget - spent)
             try:
                 async with endpoint.semaphore:
                     if endpoint.unavailable is not None:  # opened while this request waited
                         raise _copy(endpoint.unavailable)
-                    if deadline is None:
-                        deadline = loop.time() + cfg.total_deadline_s
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        raise TransientError(f"deadline of {cfg.total_deadline_s:g}s passed", kind="deadline")
-                    timeout = min(cfg.timeout_s, left)
                     self._count(req.role, attempts=1, retries=int(attempt > 1))
+                    started = loop.time()
                     async with asyncio.timeout(timeout + _DEADLINE_GRACE_S):
                         response = await backend.chat(req.messages, params, timeout=timeout, headers=headers)
             except TimeoutError:
@@ -517,20 +516,24 @@ class Gateway:
             else:
                 endpoint.consecutive_failures = 0
                 return self._record_success(req.role, key, response, attempt)
+            finally:
+                if started is not None:
+                    spent += loop.time() - started
 
-            kind = getattr(error, "kind", type(error).__name__)
-            if kind != "deadline":  # a deadline is noticed before sending: no attempt failed
-                self._record_failure(req.role, error)
-            out_of_time = deadline is not None and deadline - loop.time() <= 0
-            if isinstance(error, PermanentError) or attempt > cfg.max_retries or kind == "deadline":
+            self._record_failure(req.role, error)
+            if isinstance(error, PermanentError) or attempt > cfg.max_retries:
                 return self._final_failure(req, endpoint, key, error, attempt)
             delay = backoff_delay(attempt, cfg, getattr(error, "retry_after", None), self._rng)
-            if out_of_time or (deadline is not None and loop.time() + delay >= deadline):
+            if spent + delay >= budget:  # no time left for another attempt: fail with the last error
+                log.debug(
+                    "%s %s: deadline of %gs reached after %d attempts", req.role, req.tag, budget, attempt
+                )
                 return self._final_failure(req, endpoint, key, error, attempt)
             log.debug(
                 "%s %s: attempt %d failed (%s); retrying in %.2fs", req.role, req.tag, attempt, error, delay
             )
             await asyncio.sleep(delay)
+            spent += delay
 
     def _record_success(self, role: str, key: str, response: dict[str, Any], attempt: int) -> ChatResult:
         cfg = self._configs[role]
