@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +20,6 @@ import pytest
 import yaml
 
 from curation.sources.synthetic import generate
-from flows.cli import main
 from sim_endpoint.server import SimConfig, configure_sim, running_sim_server, sim_stats
 
 pytestmark = pytest.mark.integration
@@ -51,16 +53,17 @@ def _recipe(tmp_path: Path, vlm_url: str, reasoner_url: str, **endpoint) -> Path
     return path
 
 
-def _curate(recipe: Path, synth: Path, tmp_path: Path, capsys) -> tuple[int, float, str]:
-    """(exit status, seconds, stdout + stderr); the last line of stdout is kept apart in LAST."""
-    args = ["curate", str(recipe), "--source", str(synth / "annotations.jsonl"), "--media-root", str(synth)]
+def _curate(recipe: Path, synth: Path, tmp_path: Path) -> tuple[int, float, str]:
+    """`videorft curate` as a user runs it, in its own process: (exit status, seconds, stdout +
+    stderr); the last line of stdout is kept apart in LAST."""
+    args = [sys.executable, "-m", "flows.cli", "curate", str(recipe)]
+    args += ["--source", str(synth / "annotations.jsonl"), "--media-root", str(synth)]
     args += ["--runs-dir", str(tmp_path / "runs"), "--run", "r"]
     t0 = time.monotonic()
-    rc = main(args)
+    proc = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ), cwd=REPO, timeout=600)
     elapsed = time.monotonic() - t0
-    out = capsys.readouterr()
-    LAST[:] = out.out.strip().splitlines()[-1:]
-    return rc, elapsed, out.out + out.err
+    LAST[:] = proc.stdout.strip().splitlines()[-1:]
+    return proc.returncode, elapsed, proc.stdout + proc.stderr
 
 
 LAST: list[str] = []
@@ -89,9 +92,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
-def test_a_broken_endpoint_stops_the_run_then_the_fixed_one_completes(
-    case, synth40, tmp_path, capsys, monkeypatch
-):
+def test_a_broken_endpoint_stops_the_run_then_the_fixed_one_completes(case, synth40, tmp_path, monkeypatch):
     broken, fix, says = BROKEN[case]
     monkeypatch.setenv(KEY_ENV, "a-wrong-key")
     annotations = [str(synth40 / "annotations.jsonl")]
@@ -102,7 +103,7 @@ def test_a_broken_endpoint_stops_the_run_then_the_fixed_one_completes(
         else:
             url = stack.enter_context(running_sim_server(SimConfig(annotations=annotations, **broken)))
         recipe = _recipe(tmp_path, url, url, api_key_env=KEY_ENV)
-        rc, elapsed, out = _curate(recipe, synth40, tmp_path, capsys)
+        rc, elapsed, out = _curate(recipe, synth40, tmp_path)
 
         assert rc == 3, out  # endpoint unavailable
         assert elapsed < 120, elapsed
@@ -123,7 +124,7 @@ def test_a_broken_endpoint_stops_the_run_then_the_fixed_one_completes(
             monkeypatch.setenv(KEY_ENV, "the-server-key")
         else:
             configure_sim(url, **fix)
-        rc, _, out = _curate(recipe, synth40, tmp_path, capsys)
+        rc, _, out = _curate(recipe, synth40, tmp_path)
         assert rc == 0, out
         assert "run r: completed" in out and LAST[0].startswith("  videorft train grpo")
         st = sim_stats(url)
@@ -139,14 +140,14 @@ def test_a_broken_endpoint_stops_the_run_then_the_fixed_one_completes(
         assert paid == st["requests"] > 0
 
 
-def test_an_endpoint_dropping_connections_mid_run_leaves_rows_pending(synth40, tmp_path, capsys):
+def test_an_endpoint_dropping_connections_mid_run_leaves_rows_pending(synth40, tmp_path):
     annotations = [str(synth40 / "annotations.jsonl")]
     with (
         running_sim_server(SimConfig(annotations=annotations)) as vlm,
         running_sim_server(SimConfig(annotations=annotations, drop_all=True)) as reasoner,
     ):
         recipe = _recipe(tmp_path, vlm, reasoner)
-        rc, elapsed, out = _curate(recipe, synth40, tmp_path, capsys)
+        rc, elapsed, out = _curate(recipe, synth40, tmp_path)
         assert rc == 3, out
         assert elapsed < 120
         assert f"reasoner ({reasoner}" in out and "connection dropped" in out and "pending" in out
@@ -161,7 +162,7 @@ def test_an_endpoint_dropping_connections_mid_run_leaves_rows_pending(synth40, t
         assert sim_stats(reasoner)["dropped"] > 0
 
         configure_sim(reasoner, drop_all=False)
-        rc, _, out = _curate(recipe, synth40, tmp_path, capsys)
+        rc, _, out = _curate(recipe, synth40, tmp_path)
         assert rc == 0, out
         vlm_st, reasoner_st = sim_stats(vlm), sim_stats(reasoner)
         m = _manifest(tmp_path)
