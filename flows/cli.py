@@ -20,17 +20,21 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # One INFO line per HTTP request from the clients would be ~900K lines for 300K rows (openai
+    # 3.x logs through `httpx2`); they show with -v only.
     for noisy in (
         "httpx",
         "httpx2",
         "httpcore",
+        "httpcore2",
         "urllib3",
         "openai",
+        "aiohttp",
         "uvicorn.access",
         "datasets",
         "filelock",
     ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -42,31 +46,44 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
+    """Run the flow; the last lines say how it ended and what to do next. Exit statuses:
+    curation/run_outcome.py (0 completed, 1 failed, 2 user error, 3 endpoint unavailable;
+    130 / 143 interrupted by SIGINT / SIGTERM)."""
+    from curation.run_outcome import exit_status, failure_lines
     from curation.stop import Interrupted
-    from flows.curate import run_curate
+    from curation.user_errors import UserError
+    from flows.curate import resolve_recipe, run_curate
     from flows.interrupt import RunInterrupted, exit_now, print_interrupted, stop_on_signals
+    from flows.next_steps import closing_lines
     from flows.progress import progress_bars
 
+    flags = dict(
+        source=args.source,
+        media_root=args.media_root,
+        runs_dir=args.runs_dir,
+        run=args.run,
+        # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
+        push_to_hub=args.push_to_hub,
+        hub_token_env=args.hub_token_env,
+    )
+    run_flags = dict(
+        progress_interval=args.progress_interval,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        wait_for_lock=True if args.wait_for_lock else None,
+    )
+    quiet = _KnownOutcomeFilter()
+    if not getattr(args, "debug", False):
+        # A broken endpoint or too many failed rows is told in the last lines below; Prefect's
+        # traceback of it first would bury them.
+        logging.getLogger("prefect.flow_runs").addFilter(quiet)
     # Ctrl-C / SIGTERM: the run stops within seconds, is recorded as interrupted, and we say so in
     # one line with the shell's status (130 / 143); the traceback only with --debug.
     try:
         with stop_on_signals(), progress_bars():
             manifest = run_curate(
-                args.config,
-                source=args.source,
-                media_root=args.media_root,
-                runs_dir=args.runs_dir,
-                run=args.run,
-                until=args.until,
-                from_stage=args.from_stage,
-                # Pushed by the publish step itself (publish.push_to_hub), once, after a successful publish.
-                push_to_hub=args.push_to_hub,
-                hub_token_env=args.hub_token_env,
-                progress_interval=args.progress_interval,
-                executor=args.executor,
-                workers=args.workers,
-                address=args.address,
-                wait_for_lock=True if args.wait_for_lock else None,
+                args.config, until=args.until, from_stage=args.from_stage, **flags, **run_flags
             )
     except RunInterrupted as err:
         if args.debug:
@@ -78,17 +95,43 @@ def cmd_curate(args: argparse.Namespace) -> int:
             raise
         print(f"interrupted ({err}) before the run started; nothing was done", file=sys.stderr)
         return err.exit_status
+    except (KeyboardInterrupt, UserError, FileNotFoundError):
+        raise  # main() prints a user error (exit status 2)
+    except Exception as err:  # noqa: BLE001 - every way a run can end gets its own last lines
+        if getattr(args, "debug", False):
+            raise
+        run_dir = resolve_recipe(args.config, None, **flags).run_dir
+        manifest_path = Path(run_dir) / "manifest.json"
+        if manifest_path.exists():
+            _print_summary(json.loads(manifest_path.read_text()))
+        print("\n".join(failure_lines(err, str(run_dir))), file=sys.stderr)
+        return exit_status(err)
+    finally:
+        logging.getLogger("prefect.flow_runs").removeFilter(quiet)
     _print_summary(manifest)
-    from flows.next_steps import closing_lines
-
+    print(f"run {manifest.get('run_name')}: completed")
     print("\n".join(closing_lines(manifest)))
     return 0
+
+
+class _KnownOutcomeFilter(logging.Filter):
+    """Drops Prefect's "Encountered exception" record (with traceback) for the ways a run ends
+    that the CLI explains itself: endpoint unavailable, preflight failed, too many failed rows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from curation.run_outcome import KNOWN_OUTCOMES
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, KNOWN_OUTCOMES)
 
 
 def _print_summary(manifest: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if not manifest.get("stages"):
+        print(f"run {manifest.get('run_name')} ({manifest.get('status')}): no stage ran")
+        return
     table = Table(title=f"run {manifest.get('run_name')} ({manifest.get('status')})")
     for col in ("stage", "in", "ok", "rejected", "failed", "reused", "llm req", "cache hits", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
@@ -415,7 +458,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sim_server_argv(argv: list[str]) -> list[str] | None:
+    """`videorft [-v] sim-server ARGS...` → ARGS, handed to the simulator's own parser untouched
+    (argparse's REMAINDER cannot take an option such as `--port P` as its first token)."""
+    for i, tok in enumerate(argv):
+        if tok == "sim-server":
+            return argv[i + 1 :]
+        if not tok.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sim_argv = _sim_server_argv(argv)
+    if sim_argv is not None:
+        _setup_logging("-v" in argv or "--verbose" in argv)
+        from sim_endpoint.server import main as sim_main
+
+        return sim_main(sim_argv) or 0
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

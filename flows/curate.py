@@ -31,7 +31,9 @@ from curation.contexts import BUILT, release_contexts, shard_context
 from curation.progress_files import clear_records
 from curation.report.artifacts import artifact_key as _artifact_key
 from curation.resume import resume_counts
+from curation.run_outcome import check_failed_fraction, exit_status
 from curation.runner import (
+    LLM_STAGES,
     ROW_STAGES,
     STAGE_VERSIONS,
     CurationContext,
@@ -305,9 +307,16 @@ def _curate_locked(
         restore_signals = install_stop_handlers()
         try:
             store.manifest.update(
-                **run_config_header(ctx), status="running", stages_requested=stages, executor=rec.run.executor
+                **run_config_header(ctx),
+                status="running",
+                stages_requested=stages,
+                executor=rec.run.executor,
+                error=None,
+                exit_status=None,
             )
             logger.info("shard tasks: %s", describe(rec.run))
+            # Endpoints first: a wrong key, model or URL stops the run in seconds, before anything is paid.
+            _preflight(ctx, stages, logger)
             results: dict[str, StageStats] = {}
             if "sources" in stages:
                 results["sources"] = sources_task(ctx)
@@ -339,22 +348,30 @@ def _curate_locked(
             if row_stages:
                 # How many processes ran shard tasks (1 with threads): what the executor really did.
                 store.manifest.update(worker_processes=len(workers - {0}))
+            for stage in row_stages:  # before publishing: a failed run never publishes
+                check_failed_fraction(stage, results[stage].to_dict(), rec.run.max_failed_fraction)
             if "publish" in stages:
                 ctx.stop.check()  # a run stopped while its last shards finished publishes nothing
                 results["publish"] = publish_task(ctx)
                 logger.info("publish: %s", _line(results["publish"]))
-            if rec.run.report:
-                report = report_task(ctx)
-                if report:
-                    logger.info("report: %s", report)
             store.manifest.update(status="completed", seconds_total=round(time.time() - t_flow, 3))
+            _report(ctx, logger)  # after the status: the report shows how the run ended
             return store.manifest.data
         except BaseException as err:
             signum = interrupt_signal(err) or (requested_signal() if ctx.stop.is_set() else None)
-            if signum is None:
-                store.manifest.update(status="failed", seconds_total=round(time.time() - t_flow, 3))
-                raise
-            return _interrupted(ctx, signum, t_flow, logger, err)
+            if signum is not None:
+                return _interrupted(ctx, signum, t_flow, logger, err)
+            store.manifest.update(
+                status="failed",
+                error=f"{type(err).__name__}: {err}",
+                exit_status=exit_status(err),
+                seconds_total=round(time.time() - t_flow, 3),
+            )
+            try:  # the report of a failed run says so, and shows where its rows are
+                _report(ctx, logger)
+            except Exception as report_err:  # noqa: BLE001 - never hide the run's own error
+                logger.warning("could not write the report: %s", report_err)
+            raise
         finally:
             restore_signals()
             unregister_run(ctx.run_dir)
@@ -396,6 +413,29 @@ def _interrupted(ctx: CurationContext, signum: int, t_flow: float, logger: Any, 
             raise err
         raise TerminationSignal(signum) from err
     return Cancelled(message=message)
+
+
+def _preflight(ctx: CurationContext, stages: list[str], logger: Any) -> None:
+    """Check the endpoints of the LLM stages this run includes; record what they serve (before any
+    shard task builds its gateway: the served identity is part of the cache key)."""
+    from curation.llm.preflight import preflight
+
+    roles = sorted({ctx.role_for(s) for s in LLM_STAGES if s in stages})
+    if not roles:
+        return
+    checked = preflight(ctx.recipe.llm.endpoints, roles)
+    ctx.store.manifest.update(llm_endpoints=checked)
+    for role, c in checked.items():
+        served = f", serving {c['served_root']}" if c.get("served_root") else ""
+        logger.info("endpoint %s: %s model %r ok%s", role, c["base_url"], c["model"], served)
+
+
+def _report(ctx: CurationContext, logger: Any) -> None:
+    if not ctx.recipe.run.report:
+        return
+    report = report_task(ctx)
+    if report:
+        logger.info("report: %s", report)
 
 
 def _run_shard_grid(

@@ -63,9 +63,9 @@ class SimConfig(BaseModel):
     faults: FaultRates = Field(default_factory=FaultRates)
     # Scripted faults for exact tests: the k-th arrival of every request gets the k-th kind here
     # ("ok" for none); arrivals past the list fall back to the hashed rates above.
-    fault_script: list[Literal["ok", "server_error", "rate_limited", "hang", "malformed", "truncated"]] = (
-        Field(default_factory=list)
-    )
+    fault_script: list[
+        Literal["ok", "server_error", "rate_limited", "hang", "malformed", "truncated", "drop"]
+    ] = Field(default_factory=list)
     retry_after_s: float = Field(default=1.0, ge=0)  # what a 429 asks for
     retry_after_http_date: bool = False  # send Retry-After as an HTTP date instead of seconds
     hang_s: float = Field(default=30.0, ge=0)
@@ -77,6 +77,29 @@ class SimConfig(BaseModel):
     # parser); "field": it comes in message.reasoning_content (vLLM --reasoning-parser).
     reasoning_mode: Literal["inline", "field"] = "inline"
     seed: int = 0
+    # ---- faults of a misconfigured or broken real server (switchable at runtime: POST /sim/configure)
+    # Model names served, as vLLM's --served-model-name; a request for another gets vLLM's 404.
+    # Empty: any name is accepted (the demo and most tests), and GET /v1/models says so with
+    # `"accepts_any_model": true` next to the simulator's own name.
+    served_models: list[str] = Field(default_factory=list)
+    # What GET /v1/models reports as each model's `root` (vLLM: the weights' path); default
+    # "/simulated/<name>". Change it to simulate a new checkpoint under the same name.
+    model_roots: dict[str, str] = Field(default_factory=dict)
+    # vLLM's --api-key: requests without `Authorization: Bearer <key>` get 401 (None: no check).
+    api_key: str | None = None
+    # vLLM's max_model_len: a prompt with more (estimated) tokens gets vLLM's 400.
+    max_model_len: int | None = Field(default=None, ge=1)
+    # Models that take text only: a request with image or video parts gets a 400.
+    text_only_models: list[str] = Field(default_factory=list)
+    # Accept connections, never answer (chat and /v1/models); /health and /sim/* keep working.
+    hang_all: bool = False
+    # Close every chat request's connection mid-response.
+    drop_all: bool = False
+    # Serve GET /v1/models (False: 404, as some OpenAI-compatible servers do).
+    models_route: bool = True
+
+    def root_of(self, model: str) -> str:
+        return self.model_roots.get(model, f"/simulated/{model}")
 
 
 @dataclass(frozen=True)

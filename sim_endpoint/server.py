@@ -12,7 +12,12 @@ It serves the demo, the tests and the benchmarks:
   queue), and faults (500, 429 + Retry-After, hang past the client's timeout, malformed JSON body,
   truncated output with finish_reason "length"), each decided by hashing (request, arrival number)
   so a retry of the same request can succeed and the request order does not matter.
-- `GET /v1/models`, `GET /health`, `GET /sim/stats` (counters), `POST /sim/reset`.
+- A misconfigured or broken real server, switchable at runtime (`POST /sim/configure` with a JSON
+  object of SimConfig fields): only some model names served (404 with vLLM's body), an API key
+  (401), a context length (400 with vLLM's wording), text-only models (400 for images), hanging
+  on every request, dropping every connection mid-response.
+- `GET /v1/models` (with vLLM's `root`), `GET /health`, `GET /sim/stats` (counters: `requests`
+  is chat arrivals, `errors` every chat arrival not answered 200), `POST /sim/reset`.
 
 Run: `videorft sim-server --port 8000 --annotations data/annotations.jsonl`, or in tests
 `with running_sim_server(SimConfig(...)) as base_url: ...`.
@@ -65,6 +70,7 @@ __all__ = [
     "Plants",
     "SimConfig",
     "build_app",
+    "configure_sim",
     "load_samples",
     "main",
     "plants",
@@ -80,6 +86,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SAMPLE_ID_HEADER = "x-videorft-sample-id"  # same as curation.llm.gateway.SAMPLE_ID_HEADER
+# Faults of a misconfigured / broken server (counted per kind in the stats).
+SERVER_FAULTS = ("unauthorized", "model_not_found", "context_too_long", "images_to_text_model", "dropped")
+ERROR_KINDS = ("bad_request", "server_error", "rate_limited", "hang", "malformed", *SERVER_FAULTS)
 _READY_LINE = "videorft-sim listening on "
 
 
@@ -156,6 +165,11 @@ class SimState:
             k: self.counts.get(k, 0) for k in ("requests", "ok", "unknown_sample", "bad_request")
         }
         out.update({k: self.counts.get(k, 0) for k in FAULT_KINDS})
+        out.update({k: self.counts.get(k, 0) for k in SERVER_FAULTS})
+        # Chat arrivals not answered with a 200 (a truncated answer is a 200): what a client sees
+        # as failed attempts.
+        out["errors"] = sum(self.counts.get(k, 0) for k in ERROR_KINDS)
+        out["models_requests"] = self.counts.get("models_requests", 0)
         out.update(
             distinct_requests=len(self.arrivals),
             # A request arriving again after it was once answered successfully: a client that
@@ -261,11 +275,77 @@ async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
     return True
 
 
+def _has_media(messages: list[dict[str, Any]]) -> bool:
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") in ("image_url", "video_url", "input_image")
+            for p in content
+        ):
+            return True
+    return False
+
+
+def _authorised(cfg: SimConfig, request: Request) -> bool:
+    return cfg.api_key is None or request.headers.get("authorization", "") == f"Bearer {cfg.api_key}"
+
+
+def _unauthorised() -> JSONResponse:
+    return JSONResponse({"error": "Unauthorized"}, status_code=401, headers={"X-Videorft-Simulated": "true"})
+
+
+def _vllm_error(status: int, message: str, kind: str) -> JSONResponse:
+    # vLLM's error body: {"object": "error", "message", "type", "param", "code"}.
+    body = {"object": "error", "message": message, "type": kind, "param": None, "code": status}
+    return JSONResponse(body, status_code=status, headers={"X-Videorft-Simulated": "true"})
+
+
+async def _hang(request: Request, seconds: float) -> Response:
+    await _sleep_unless_disconnected(request, seconds)
+    return Response(status_code=499)
+
+
+class _DroppedResponse(Response):
+    """Starts a 200 with a long body, sends a piece of it, then the server closes the connection."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"100000")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"id": "chatcmpl-', "more_body": True})
+        raise ConnectionAbortedError("simulated: connection dropped mid-response")
+
+
+def check_request(cfg: SimConfig, payload: dict[str, Any]) -> tuple[str, JSONResponse] | None:
+    """A misconfigured-server refusal for this request (fault kind, response), or None."""
+    model = str(payload.get("model", ""))
+    if cfg.served_models and model not in cfg.served_models:
+        return "model_not_found", _vllm_error(404, f"The model `{model}` does not exist.", "NotFoundError")
+    messages = payload["messages"]
+    if model in cfg.text_only_models and _has_media(messages):
+        msg = f"{model} is not a multimodal model: image and video inputs are not supported"
+        return "images_to_text_model", _vllm_error(400, msg, "BadRequestError")
+    if cfg.max_model_len is not None:
+        n = answers.prompt_tokens(messages)
+        if n > cfg.max_model_len:
+            msg = (
+                f"This model's maximum context length is {cfg.max_model_len} tokens. However, your request "
+                f"has {n} input tokens. Please reduce the length of the input messages."
+            )
+            return "context_too_long", _vllm_error(400, msg, "BadRequestError")
+    return None
+
+
 def build_app(cfg: SimConfig) -> Starlette:
     state = SimState(cfg)
     sim_headers = {"X-Videorft-Simulated": "true"}
 
     async def chat_completions(request: Request) -> Response:
+        cfg = state.cfg
         body = await request.body()
         tag = request.headers.get(SAMPLE_ID_HEADER, "")
         rhash = request_hash(body, tag)
@@ -274,6 +354,12 @@ def build_app(cfg: SimConfig) -> Starlette:
         attempt = state.arrivals[rhash]
         if rhash in state.succeeded:
             state.counts["resent_after_success"] += 1
+        if cfg.hang_all:
+            state.counts["hang"] += 1
+            return await _hang(request, cfg.hang_s)
+        if not _authorised(cfg, request):
+            state.counts["unauthorized"] += 1
+            return _unauthorised()
         try:
             payload = json.loads(body)
             messages = payload["messages"]
@@ -282,13 +368,20 @@ def build_app(cfg: SimConfig) -> Starlette:
         except (ValueError, KeyError, TypeError) as exc:
             state.counts["bad_request"] += 1
             return _error(400, f"invalid request: {exc}", "invalid_request_error")
+        refusal = check_request(cfg, payload)
+        if refusal is not None:
+            state.counts[refusal[0]] += 1
+            return refusal[1]
 
-        fault = transport_fault(rhash, attempt, cfg)
+        fault = "drop" if cfg.drop_all else transport_fault(rhash, attempt, cfg)
         if fault == "rate_limited":  # refused at the door: no capacity used, no latency
             state.counts["rate_limited"] += 1
             return _error(
                 429, "simulated rate limit", "rate_limit_error", {"Retry-After": _retry_after_value(cfg)}
             )
+        if fault == "drop":
+            state.counts["dropped"] += 1
+            return _DroppedResponse()
 
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -334,12 +427,34 @@ def build_app(cfg: SimConfig) -> Starlette:
         finally:
             state.in_flight -= 1
 
-    async def models(_: Request) -> Response:
-        data = [{"id": cfg.model_name, "object": "model", "created": 0, "owned_by": "videorft-simulator"}]
-        return JSONResponse({"object": "list", "data": data}, headers=sim_headers)
+    async def models(request: Request) -> Response:
+        cfg = state.cfg
+        state.counts["models_requests"] += 1
+        if cfg.hang_all:
+            return await _hang(request, cfg.hang_s)
+        if not _authorised(cfg, request):
+            return _unauthorised()
+        if not cfg.models_route:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        names = cfg.served_models or [cfg.model_name]
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "videorft-simulator",
+                "root": cfg.root_of(name),
+                "max_model_len": cfg.max_model_len,
+            }
+            for name in names
+        ]
+        out: dict[str, Any] = {"object": "list", "data": data}
+        if not cfg.served_models:
+            out["accepts_any_model"] = True  # a simulator extension; no real server says this
+        return JSONResponse(out, headers=sim_headers)
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": cfg.model_name})
+        return JSONResponse({"status": "ok", "model": state.cfg.model_name})
 
     async def stats(_: Request) -> Response:
         return JSONResponse(state.stats())
@@ -348,6 +463,15 @@ def build_app(cfg: SimConfig) -> Starlette:
         state.reset()
         return JSONResponse({"status": "reset"})
 
+    async def configure(request: Request) -> Response:
+        """Change SimConfig fields at runtime (e.g. `{"api_key": null}` once the key is "fixed")."""
+        try:
+            update = json.loads(await request.body() or b"{}")
+            state.cfg = SimConfig.model_validate({**state.cfg.model_dump(), **update})
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(state.cfg.model_dump(mode="json"))
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -355,6 +479,7 @@ def build_app(cfg: SimConfig) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/sim/stats", stats, methods=["GET"]),
             Route("/sim/reset", reset, methods=["POST"]),
+            Route("/sim/configure", configure, methods=["POST"]),
         ]
     )
     app.state.sim = state
@@ -434,6 +559,16 @@ def occupancy(busy_by_second: list[float], capacity: int, trim: float = 0.0) -> 
 
 def reset_sim_stats(base_url: str) -> None:
     _get_json(f"{_root(base_url)}/sim/reset", method="POST")
+
+
+def configure_sim(base_url: str, **fields: Any) -> dict[str, Any]:
+    """Switch the running simulator's settings (faults on or off); returns the new SimConfig."""
+    import httpx
+
+    with httpx.Client(trust_env=False, timeout=5.0) as client:
+        r = client.post(f"{_root(base_url)}/sim/configure", json=fields)
+        r.raise_for_status()
+        return r.json()
 
 
 def _wait_healthy(base_url: str, timeout: float, alive: Any = lambda: True) -> None:

@@ -9,6 +9,7 @@ Usage::
 
 from curation.llm.cache import ResponseCache, cache_key
 from curation.llm.errors import GatewayError, MalformedResponseError, PermanentError, TransientError
+from curation.llm.failures import EndpointUnavailable
 from curation.llm.gateway import (
     ROLES,
     SAMPLE_ID_HEADER,
@@ -25,6 +26,7 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "EndpointConfig",
+    "EndpointUnavailable",
     "Gateway",
     "GatewayError",
     "MalformedResponseError",

@@ -33,9 +33,22 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """sha256 over (model, messages, sampling params incl. response_format)."""
-    payload = canonical_json({"v": CACHE_KEY_VERSION, "model": model, "messages": messages, "params": params})
+def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any], served: str = "") -> str:
+    """sha256 over (model, messages, sampling params incl. response_format, served identity).
+
+    `served` is what the server reported for the model at preflight (vLLM's `root`: the weights'
+    path): a different checkpoint served under the same model name is a different key. Left out
+    when unknown, so keys of backends without an identity stay what they were.
+    """
+    material: dict[str, Any] = {
+        "v": CACHE_KEY_VERSION,
+        "model": model,
+        "messages": messages,
+        "params": params,
+    }
+    if served:
+        material["served"] = served
+    payload = canonical_json(material)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

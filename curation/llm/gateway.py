@@ -12,8 +12,15 @@ Failure policy (one attempt = one call of the backend):
 - other 4xx: not retried; `ok=False` with the server's message.
 - `finish_reason == "length"`: not an error here. The result is `ok=True` with that finish reason
   (and cached: the tokens were paid for); the stage decides to fail the row as "truncated output".
-A request never raises for a model/transport failure: the result records it, so one bad row never
-sinks a shard.
+A request never raises for an item's failure: the result records it (with a normalised reason,
+curation/llm/failures.py), so one bad row never sinks a shard.
+
+Endpoint-wide failures (connection refused or dropped, timeouts, 401/403/404, 5xx) are different:
+when `breaker_failures` requests in a row end that way with no success between, the endpoint's
+circuit breaker opens and every further request to it raises `EndpointUnavailable` without being
+sent. The rows stay pending, the run stops with one message, and a rerun resumes once the endpoint
+is fixed. Each request also has a total deadline (`deadline_s`: its attempts and backoff),
+so a hung server costs minutes, not `max_retries × timeout_s` per row.
 
 Concurrency: the gateway runs its own event loop on a background thread. `run()` (sync) and
 `complete()` (async, from any loop) both execute there, so several shard threads calling at once
@@ -24,6 +31,7 @@ share it).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import threading
@@ -39,7 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation.llm.backends import Backend, make_backend
 from curation.llm.backends.openai_backend import resolve_api_key
 from curation.llm.cache import ResponseCache, cache_key
-from curation.llm.errors import MalformedResponseError, PermanentError, TransientError
+from curation.llm.errors import PermanentError, TransientError
+from curation.llm.failures import EndpointUnavailable, hint_for, is_endpoint_wide, normalise_reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,6 +70,16 @@ class _StopEvent(Protocol):
     def is_set(self) -> bool: ...
 
 
+# Counters of the requests made inside one `run_coroutines` call (a shard of a stage): asyncio tasks
+# inherit the caller's context, so every request a shard's coroutines make lands in its counter,
+# whatever else runs on the gateway loop at the same time.
+_ACCOUNT: contextvars.ContextVar[Counter | None] = contextvars.ContextVar(
+    "videorft_llm_account", default=None
+)
+# Roles whose answers may carry a `<think>` block in `content` (R1 without a reasoning parser).
+REASONER_ROLES = frozenset({"reasoner"})
+
+
 class EndpointConfig(BaseModel):
     """Where one role's requests go and how hard to push."""
 
@@ -78,11 +97,27 @@ class EndpointConfig(BaseModel):
     backoff_max_s: float = Field(default=30.0, ge=0)
     # A server asking for longer than this gets this; protects a run from a wild Retry-After.
     max_retry_after_s: float = Field(default=300.0, ge=0)
+    # Total time one request may spend in attempts and backoff. Waiting for a free in-flight slot
+    # is not counted: that is the run's own queue (thousands of rows wait there at scale), and a
+    # deadline spent queueing would fail healthy requests. None: max(600 s, 2 × timeout_s), so a
+    # hung server costs minutes, not max_retries × timeout_s.
+    deadline_s: float | None = Field(default=None, gt=0)
+    # Open the circuit breaker after this many requests in a row failed endpoint-wide (connection,
+    # timeout, 401/403/404, 5xx on every attempt) with no success between. Small: a broken endpoint
+    # must stop the run in seconds, and a sporadic failure almost never repeats N times in a row.
+    breaker_failures: int = Field(default=3, ge=1)
+    # Split a leading `<think>…</think>` off `content` into the reasoning (None: only for the
+    # reasoner role). Never for roles answering JSON: a `</think>` inside a caption is content.
+    split_think: bool | None = None
     # Merged under each request's params (request wins): server-specific knobs such as vLLM's
     # `top_k` or `chat_template_kwargs`. Part of the cache key, since they change the output.
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # Backend-specific settings (e.g. transformers: device, dtype); not sent to servers.
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def total_deadline_s(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else max(600.0, 2 * self.timeout_s)
 
     def endpoint_key(self) -> tuple[str, str, str]:
         """Roles whose configs share this key share one backend and one in-flight bound."""
@@ -117,6 +152,10 @@ class ChatResult:
     raw: dict[str, Any] | None = None
     # Content address of the request (the cache key), for lineage.
     key: str = ""
+    # The backend's message for a failure, before normalisation (for logs, never for reasons).
+    detail: str = ""
+    # Why it failed, as a failure kind ("http_400", "timeout", ...); "" when ok.
+    kind: str = ""
 
     @property
     def truncated(self) -> bool:
@@ -178,16 +217,21 @@ def usage_from_response(response: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def result_from_response(response: dict[str, Any], *, key: str, cached: bool, attempts: int) -> ChatResult:
-    """A ChatResult from a (validated) chat.completion dict."""
+def result_from_response(
+    response: dict[str, Any], *, key: str, cached: bool, attempts: int, split: bool = True
+) -> ChatResult:
+    """A ChatResult from a (validated) chat.completion dict.
+
+    `split`: take a leading `<think>` block off `content` when the server did not already separate
+    the reasoning (`reasoning_content` / `reasoning`); only for reasoner roles.
+    """
     choice = response["choices"][0]
     message = choice.get("message") or {}
     content = message.get("content") or ""
     # vLLM's reasoning parsers put it in `reasoning_content` (newer releases: `reasoning`).
     reasoning = message.get("reasoning_content") or message.get("reasoning")
-    inline_reasoning, content = split_think(content)
-    if inline_reasoning is not None:
-        reasoning = f"{reasoning}\n{inline_reasoning}" if reasoning else inline_reasoning
+    if split and not reasoning:
+        reasoning, content = split_think(content)
     return ChatResult(
         ok=True,
         content=content,
@@ -221,6 +265,11 @@ def _claim_stale_s(cfg: EndpointConfig) -> float:
     return per_attempt * (cfg.max_retries + 1) + 60.0
 
 
+def _copy(err: EndpointUnavailable) -> EndpointUnavailable:
+    """A fresh exception per refused request (one instance raised from many tasks piles tracebacks)."""
+    return EndpointUnavailable(*err.args)
+
+
 class _Endpoint:
     """One backend + one in-flight bound, shared by every role pointing at it."""
 
@@ -229,6 +278,10 @@ class _Endpoint:
         self.max_in_flight = max_in_flight
         self.semaphore = asyncio.Semaphore(max_in_flight)
         self.backend: Backend | None = None
+        # Circuit breaker: requests that failed endpoint-wide since the last success, and the
+        # error every request gets once it is open (touched only on the gateway loop).
+        self.consecutive_failures = 0
+        self.unavailable: EndpointUnavailable | None = None
 
 
 class Gateway:
@@ -242,11 +295,15 @@ class Gateway:
         backend_factory: Callable[[EndpointConfig], Backend] = make_backend,
         seed: int | None = None,
         in_flight_share: int = 1,
+        served_identity: Mapping[str, str] | None = None,
     ) -> None:
         """`in_flight_share`: how many processes send this run's requests at once (worker
         processes of a Ray/Dask run). Each gets `max_in_flight // in_flight_share` of every
         endpoint's bound, so the bound holds for the whole run (flows/executors.py)."""
         self._configs = {role: EndpointConfig.model_validate(cfg) for role, cfg in endpoints.items()}
+        # What each role's server said it serves (preflight: vLLM's `root`, the weights' path); part
+        # of the cache key, so another checkpoint under the same model name never gets old answers.
+        self._served = {role: str((served_identity or {}).get(role) or "") for role in self._configs}
         for cfg in self._configs.values():
             if cfg.backend == "openai":
                 resolve_api_key(cfg.api_key_env)  # fail now on a missing key, not mid-run
@@ -290,6 +347,14 @@ class Gateway:
     def in_flight_bound(self, role: str) -> int:
         return self._endpoints[role].max_in_flight
 
+    def unavailable(self) -> list[EndpointUnavailable]:
+        """The endpoints whose circuit breaker is open (one entry per endpoint)."""
+        seen: dict[int, EndpointUnavailable] = {}
+        for ep in self._endpoints.values():
+            if ep.unavailable is not None:
+                seen[id(ep)] = ep.unavailable
+        return list(seen.values())
+
     # ---- requests ------------------------------------------------------------------------------
     def run(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
         """Complete every request (in order of the input) and block until all are done."""
@@ -297,7 +362,9 @@ class Gateway:
             raise RuntimeError("Gateway.run() called on the gateway's own loop; use `await complete_many()`")
         return self._submit(self._complete_many(list(requests))).result()
 
-    def run_coroutines(self, coros: Sequence[Awaitable[T]], stop: _StopEvent | None = None) -> list[T]:
+    def run_coroutines(
+        self, coros: Sequence[Awaitable[T]], stop: _StopEvent | None = None, account: Counter | None = None
+    ) -> list[T]:
         """Run stage coroutines (which `await gateway.complete(...)`) on the gateway loop; block.
 
         Lets a stage write per-row async logic (request, parse, one repair request) while the
@@ -307,6 +374,8 @@ class Gateway:
         (`stop_sending`) and this call raises `concurrent.futures.CancelledError` at once; the
         requests already in flight get until `close()` (plus a short grace there) to land in the
         cache, so a rerun does not pay for them again.
+        `account`, when given, counts the requests these coroutines make (the `RoleStats` fields
+        plus `failures:<kind>` per failed attempt), and nothing else's.
         """
         stopped = stop is not None and stop.is_set()
         if threading.current_thread() is self._thread or self._closed or stopped:
@@ -318,6 +387,8 @@ class Gateway:
             raise RuntimeError("Gateway.run_coroutines() needs an open gateway, called from another thread")
 
         async def gather() -> list[T]:
+            if account is not None:
+                _ACCOUNT.set(account)  # this task's context: inherited by the tasks gather makes
             return list(await asyncio.gather(*coros))
 
         fut = self._submit(gather())
@@ -409,6 +480,13 @@ class Gateway:
             s = self._stats[role]
             for name, delta in deltas.items():
                 setattr(s, name, getattr(s, name) + delta)
+        account = _ACCOUNT.get()
+        if account is not None:
+            account.update({k: v for k, v in deltas.items() if v})
+
+    def _split(self, role: str) -> bool:
+        split = self._configs[role].split_think
+        return role in REASONER_ROLES if split is None else split
 
     def _backend(self, endpoint: _Endpoint) -> Backend:
         if endpoint.backend is None:
@@ -421,7 +499,7 @@ class Gateway:
         cfg = self._configs[req.role]
         endpoint = self._endpoints[req.role]
         params = {**cfg.extra_body, **req.params}
-        key = cache_key(cfg.model, req.messages, params)
+        key = cache_key(cfg.model, req.messages, params, served=self._served.get(req.role, ""))
         if self._cache is None:
             return await self._send(req, cfg, endpoint, params, key)
         while True:
@@ -439,7 +517,9 @@ class Gateway:
                     continue
             if hit is not None:
                 self._count(req.role, cache_hits=1)
-                return result_from_response(hit, key=key, cached=True, attempts=0)
+                return result_from_response(
+                    hit, key=key, cached=True, attempts=0, split=self._split(req.role)
+                )
             break
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = done
@@ -455,48 +535,70 @@ class Gateway:
     async def _send(
         self, req: ChatRequest, cfg: EndpointConfig, endpoint: _Endpoint, params: dict[str, Any], key: str
     ) -> ChatResult:
+        if endpoint.unavailable is not None:  # open breaker: not sent, the row stays pending
+            raise _copy(endpoint.unavailable)
         self._count(req.role, requests=1)
         headers = {SAMPLE_ID_HEADER: req.tag} if req.tag else {}
         attempt = 0
+        budget = cfg.total_deadline_s
+        spent = 0.0  # seconds in attempts and backoff (not in the queue for a slot)
+        loop = asyncio.get_running_loop()
         while True:
             attempt += 1
-            self._count(req.role, attempts=1, retries=int(attempt > 1))
             # Built on first use, outside the try: a backend that cannot be built (missing extra,
             # bad model path) is a configuration error and must stop the run, not fail each row.
             backend = self._backend(endpoint)
+            started: float | None = None
+            timeout = min(cfg.timeout_s, budget - spent)
             try:
                 async with endpoint.semaphore:
                     if self._stop_sending.is_set():  # checked once a slot is ours: nothing new goes out
                         raise asyncio.CancelledError("the run is stopping")
-                    async with asyncio.timeout(cfg.timeout_s + _DEADLINE_GRACE_S):
-                        response = await backend.chat(
-                            req.messages, params, timeout=cfg.timeout_s, headers=headers
-                        )
+                    if endpoint.unavailable is not None:  # opened while this request waited
+                        raise _copy(endpoint.unavailable)
+                    self._count(req.role, attempts=1, retries=int(attempt > 1))
+                    started = loop.time()
+                    async with asyncio.timeout(timeout + _DEADLINE_GRACE_S):
+                        response = await backend.chat(req.messages, params, timeout=timeout, headers=headers)
             except TimeoutError:
-                error: Exception = TransientError(f"timeout after {cfg.timeout_s:g}s", kind="timeout")
+                error: Exception = TransientError(f"timeout after {timeout:g}s", kind="timeout")
+            except EndpointUnavailable:
+                raise
             except (TransientError, PermanentError) as exc:
                 error = exc
             except Exception as exc:  # a backend bug: fail this row loudly, keep the shard going
                 log.exception("%s %s: backend raised unexpectedly", req.role, req.tag)
                 error = PermanentError(f"backend error: {type(exc).__name__}: {exc}", kind="backend_error")
             else:
+                endpoint.consecutive_failures = 0
                 return self._record_success(req.role, key, response, attempt)
+            finally:
+                if started is not None:
+                    spent += loop.time() - started
 
             self._record_failure(req.role, error)
             if isinstance(error, PermanentError) or attempt > cfg.max_retries:
-                return self._final_failure(req, key, error, attempt)
+                return self._final_failure(req, endpoint, key, error, attempt)
             delay = backoff_delay(attempt, cfg, getattr(error, "retry_after", None), self._rng)
-            log.info(
+            if spent + delay >= budget:  # no time left for another attempt: fail with the last error
+                log.debug(
+                    "%s %s: deadline of %gs reached after %d attempts", req.role, req.tag, budget, attempt
+                )
+                return self._final_failure(req, endpoint, key, error, attempt)
+            log.debug(
                 "%s %s: attempt %d failed (%s); retrying in %.2fs", req.role, req.tag, attempt, error, delay
             )
             await asyncio.sleep(delay)
+            spent += delay
 
     def _record_success(self, role: str, key: str, response: dict[str, Any], attempt: int) -> ChatResult:
         cfg = self._configs[role]
         # Stored before anything interprets it: a response that later fails to parse was paid for.
         if self._cache is not None:
             self._cache.put(key, cfg.model, response)
-        result = result_from_response(response, key=key, cached=False, attempts=attempt)
+        result = result_from_response(
+            response, key=key, cached=False, attempts=attempt, split=self._split(role)
+        )
         self._count(
             role,
             ok=1,
@@ -508,19 +610,43 @@ class Gateway:
         return result
 
     def _record_failure(self, role: str, error: Exception) -> None:
+        kind = getattr(error, "kind", type(error).__name__)
         with self._stats_lock:
-            self._stats[role].failures[getattr(error, "kind", type(error).__name__)] += 1
+            self._stats[role].failures[kind] += 1
+        account = _ACCOUNT.get()
+        if account is not None:
+            account.update({"failed_attempts": 1, f"failures:{kind}": 1})
 
-    def _final_failure(self, req: ChatRequest, key: str, error: Exception, attempts: int) -> ChatResult:
+    def _final_failure(
+        self, req: ChatRequest, endpoint: _Endpoint, key: str, error: Exception, attempts: int
+    ) -> ChatResult:
+        kind = getattr(error, "kind", type(error).__name__)
+        reason = normalise_reason(kind, str(error))
+        if is_endpoint_wide(kind):
+            endpoint.consecutive_failures += 1
+            cfg = endpoint.cfg
+            if endpoint.unavailable is None and endpoint.consecutive_failures >= cfg.breaker_failures:
+                endpoint.unavailable = EndpointUnavailable(
+                    req.role, cfg.base_url or cfg.backend, cfg.model, reason, hint_for(kind)
+                )
+                log.error(
+                    "%s; %d requests in a row failed, no further requests are sent to it",
+                    endpoint.unavailable,
+                    endpoint.consecutive_failures,
+                )
+            if endpoint.unavailable is not None:
+                raise _copy(endpoint.unavailable)  # this row stays pending too: it was never answered
         self._count(req.role, errors=1)
-        if isinstance(error, MalformedResponseError):
-            message = f"malformed response: {error} (after {attempts} attempts)"
-        elif isinstance(error, TransientError):
-            message = f"{error} (gave up after {attempts} attempts)"
-        else:
-            message = str(error)
-        log.warning("%s %s: request failed: %s", req.role, req.tag, message)
-        return ChatResult(ok=False, error=message, attempts=attempts, key=key)
+        # An item's failure is counted in the stage's reason table; a log line per row would flood.
+        log.log(
+            logging.WARNING if is_endpoint_wide(kind) else logging.DEBUG,
+            "%s %s: request failed after %d attempt(s): %s",
+            req.role,
+            req.tag,
+            attempts,
+            error,
+        )
+        return ChatResult(ok=False, error=reason, attempts=attempts, key=key, detail=str(error), kind=kind)
 
     async def _aclose(self) -> None:
         current = asyncio.current_task()

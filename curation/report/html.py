@@ -107,6 +107,10 @@ def write_report(
     summary = stage_summary(manifest, tally)
     context = {
         "run_name": run_dir.resolve().name,
+        # What the flow wrote last: "completed", "failed" (with `error`), "interrupted", or
+        # "running" while a run is still going (or died without a word: a killed process).
+        "run_status": str(manifest.get("status") or "unknown"),
+        "run_error": str(manifest.get("error") or ""),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "summary": summary,
         "totals": totals(summary, tally),
@@ -118,7 +122,6 @@ def write_report(
         "funnel": filter_funnel(tally.filter_steps),
         "provenance": run_provenance(manifest.get("stages") or {}),
         "by_source": source_status(tally),
-        "run_status": manifest.get("status"),
         "interrupted": manifest.get("interrupted") if manifest.get("status") == "interrupted" else None,
         "css": Markup(_raw("report.css")),
         "js": Markup(_raw("report.js")),

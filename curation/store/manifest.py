@@ -2,7 +2,8 @@
 
 Per stage: `in`, `ok`, `rejected`, `failed` (in == ok + rejected + failed), `reused` (rows whose
 content key already had a result), `computed`, `seconds`, LLM `llm_requests` / `llm_cache_hits`
-and token counts. Reason tables (`reasons`) count rejections and failures by reason.
+and token counts, `llm_retries` (attempts after the first) and `llm_errors` (failed attempts; by
+kind in `llm_errors_by_kind`). Reason tables (`reasons`) count rejections and failures by reason.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class StageStats:
     shards: int = 0
     shards_skipped: int = 0
     llm: dict[str, int] = field(default_factory=dict)
+    # Failed LLM attempts by kind ("http_500", "timeout", "dropped", ...); they sum to llm_errors.
+    llm_errors_by_kind: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def count_row(self, status: str, reason: str) -> None:
@@ -67,6 +70,8 @@ class StageStats:
             self.llm[k] = self.llm.get(k, 0) + v
         for k, v in other.reasons.items():
             self.reasons[k] = self.reasons.get(k, 0) + v
+        for k, v in other.llm_errors_by_kind.items():
+            self.llm_errors_by_kind[k] = self.llm_errors_by_kind.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,6 +101,7 @@ class StageStats:
             shards_skipped=d.get("shards_skipped", 0),
             llm={k: d.get(k, 0) for k in LLM_COUNTERS},
             reasons=dict(d.get("reasons", {})),
+            llm_errors_by_kind=dict(d.get("llm_errors_by_kind", {})),
         )
 
 

@@ -81,6 +81,15 @@ def test_faults_of_every_kind_lose_nothing_and_pay_nothing_twice(tmp_path, synth
         # Faults happened, and every transient one was retried to success.
         assert st["server_error"] + st["rate_limited"] + st["hang"] + st["malformed"] > 0
         assert st["resent_after_success"] == 0
+        # The manifest's counters are what the endpoint itself saw: every request and retry
+        # arrived, every failed attempt was an error (or a hang) it served.
+        stages = [m["stages"][s] for s in LLM_STAGES]
+        assert sum(d["llm_requests"] + d["llm_retries"] for d in stages) == st["requests"]
+        assert sum(d["llm_errors"] for d in stages) == st["errors"] > 0
+        kinds = {k: sum(d["llm_errors_by_kind"].get(k, 0) for d in stages) for k in ("http_500", "http_429")}
+        assert kinds == {"http_500": st["server_error"], "http_429": st["rate_limited"]}
+        assert sum(d["llm_errors_by_kind"].get("malformed", 0) for d in stages) == st["malformed"]
+        assert sum(d["llm_errors_by_kind"].get("timeout", 0) for d in stages) == st["hang"]
         for stage in LLM_STAGES:
             df = pd.read_parquet(tmp_path / "runs" / "faults" / stage)
             assert df["id"].is_unique

@@ -118,9 +118,12 @@ def test_bad_inputs_are_explained_and_nothing_else_is_lost(tmp_path, synth_dir):
             "extract",
         ]
     )
-    assert rc == 0
+    # 4 of the 7 valid rows point at broken videos: over run.max_failed_fraction (0.5), so the run
+    # fails (exit status 1), with every row still accounted for.
+    assert rc == 1
     run = runs / "bad"
     m = _manifest(run)
+    assert m["status"] == "failed" and "TooManyFailures" in m["error"]
     src = pd.read_parquet(run / "sources")
     ex = pd.read_parquet(run / "extract")
     assert m["stages"]["sources"]["in"] == 12

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import importlib.util
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -32,6 +33,12 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 # A local server needs no key, but the client insists on one.
 NO_KEY = "EMPTY"
 _BODY_EXCERPT = 300
+# The HTTP libraries log one INFO line per request (openai 3.x logs through `httpx2`): 300K rows
+# would print ~900K lines. Quiet unless someone configured these loggers on purpose (the CLI's -v).
+for _name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+_LABEL = {"connection": "connection error", "dropped": "connection dropped mid-request"}
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -94,16 +101,43 @@ def aiohttp_available() -> bool:
     return importlib.util.find_spec("aiohttp") is not None
 
 
-def _connection_failure(exc: BaseException) -> str | None:
-    """Describe a refused/reset connection hidden in an exception chain, or None."""
+# Exception class names (aiohttp, httpx/httpx2, h11) meaning the server closed the connection
+# mid-request: the request reached a server that then went away (killed, crashed, restarted).
+_DROPPED = frozenset(
+    {
+        "ServerDisconnectedError",
+        "ClientPayloadError",
+        "ContentLengthError",
+        "TransferEncodingError",
+        "RemoteProtocolError",
+        "ReadError",
+        "IncompleteRead",
+        "ConnectionResetError",
+        "BrokenPipeError",
+        "ConnectionAbortedError",
+    }
+)
+_REFUSED = frozenset({"ClientConnectorError", "ConnectError", "ConnectionRefusedError"})
+
+
+def _transport_failure(exc: BaseException) -> tuple[str, str] | None:
+    """("connection" | "dropped", description) for a failure hidden in an exception chain, or None.
+
+    The aiohttp transport reports both a refused connect and a connection the server closed
+    mid-response as a timeout; the chain says what really happened.
+    """
     seen: set[int] = set()
     cur: BaseException | None = exc
+    found: tuple[str, str] | None = None
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, ConnectionError) or type(cur).__name__ == "ClientConnectorError":
-            return f"{type(cur).__name__}: {cur}"
+        name = type(cur).__name__
+        if name in _DROPPED:
+            return "dropped", f"{name}: {cur}"
+        if name in _REFUSED or (found is None and isinstance(cur, ConnectionError)):
+            found = ("connection", f"{name}: {cur}")
         cur = cur.__cause__ or cur.__context__
-    return None
+    return found
 
 
 class OpenAIBackend:
@@ -180,14 +214,15 @@ class OpenAIBackend:
                 options={"headers": headers, "timeout": timeout},
             )
         except openai.APITimeoutError as exc:
-            refused = _connection_failure(exc)
-            if refused is not None:  # the aiohttp transport reports a refused connect as a timeout
-                raise TransientError(self._scrub(f"connection error: {refused}"), kind="connection") from None
+            failure = _transport_failure(exc)
+            if failure is not None:  # the aiohttp transport reports these as timeouts
+                kind, text = failure
+                raise TransientError(self._scrub(f"{_LABEL[kind]}: {text}"), kind=kind) from None
             raise TransientError(f"timeout after {timeout:g}s", kind="timeout") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
-            msg = self._scrub(f"connection error: {type(cause).__name__}: {cause}")
-            raise TransientError(msg, kind="connection") from None
+            kind, text = _transport_failure(exc) or ("connection", f"{type(cause).__name__}: {cause}")
+            raise TransientError(self._scrub(f"{_LABEL[kind]}: {text}"), kind=kind) from None
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         if self._secret and self._secret in text:  # a server echoing credentials back
