@@ -39,7 +39,10 @@ def published_lines(manifest: dict[str, Any]) -> list[str]:
         f"  RL set (GRPO), {pub.get('rl_rows')} rows:  {pub.get('rl_dir')}",
     ]
     for name, path in (pub.get("exports") or {}).items():
-        lines.append(f"  Video-R1 JSONL ({name}): {path}")
+        # Export names are `<set>-<split>` (Video-R1's JSON array) or `videorft-<set>-<split>`
+        # (VideoRFT's JSONL, options inside `problem`): say which trainer reads which file.
+        trainer = "VideoRFT JSONL" if name.startswith("videorft-") else "Video-R1 JSON"
+        lines.append(f"  {trainer} ({name.removeprefix('videorft-')}): {path}")
     for name, path in (pub.get("cards") or {}).items():
         lines.append(f"  dataset card ({name}): {path}")
     return lines
