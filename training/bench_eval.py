@@ -100,3 +100,6 @@ if __name__ == "__main__":
 
     (bench_args,) = TrlParser((BenchArguments,)).parse_args_and_config()
     main(bench_args)
+    from training.eval_loop import end_process_group
+
+    end_process_group()

@@ -90,6 +90,19 @@ class Ranks:
         )
 
 
+def end_process_group() -> None:
+    """Leave the process group cleanly at the end of an evaluation launched on several ranks.
+
+    Exiting with gloo's process group still alive lets its threads meet interpreter teardown, and a
+    rank then aborts *after* finishing ("terminate called without an active exception", exit -6),
+    which fails the launch even though every prediction was written."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # every rank is done writing before any of them tears the group down
+        dist.destroy_process_group()
+
+
 # ---- the prediction store ------------------------------------------------------------------------
 
 

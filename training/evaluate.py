@@ -507,3 +507,6 @@ if __name__ == "__main__":
 
     (eval_args,) = TrlParser((EvalArguments,)).parse_args_and_config()
     main(eval_args)
+    from training.eval_loop import end_process_group
+
+    end_process_group()
