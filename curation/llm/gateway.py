@@ -515,6 +515,12 @@ class Gateway:
                 hit = await self._cache.wait_claimed(key, _claim_stale_s(cfg))
                 if hit is None:
                     continue
+            elif hit is None:
+                # Claimed. Look once more: another process may have stored the answer and released
+                # its claim between our miss above and our claim (it stores before it releases).
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.release(key)
             if hit is not None:
                 self._count(req.role, cache_hits=1)
                 return result_from_response(
