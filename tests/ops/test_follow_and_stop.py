@@ -145,5 +145,6 @@ def test_progress_lines_while_it_runs_ctrl_c_within_seconds_and_a_rerun_that_res
     assert stats["requests"] - stats["distinct_requests"] <= abandoned, (stats, abandoned)
     manifest = json.loads((tmp_path / "runs" / "follow" / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["publish"]["cot_rows"] > 0
-    hits = sum(manifest["stages"][s]["llm_cache_hits"] for s in ("caption", "draft", "revise"))
-    assert hits > 0 and paid_first > 0
+    # No claim on the rerun's cache hits: run 1 may have recorded every received answer's row done
+    # before the stop (the rerun then skips those rows and hits nothing), which is right.
+    assert paid_first > 0
