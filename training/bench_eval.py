@@ -49,8 +49,7 @@ class BenchArguments(EvalArguments):
 def bench_tasks(args: BenchArguments) -> list[EvalTask]:
     if not args.eval_dir:
         raise ValueError("eval_dir is required (the folder holding eval_<benchmark>.json files)")
-    # One name given as an override arrives as a plain string (recipe overrides are not split).
-    names = [args.benchmarks] if isinstance(args.benchmarks, str) else list(args.benchmarks)
+    names = list(args.benchmarks)
     found = find_benchmarks(args.eval_dir, names)
     missing = [n for n in names if n not in found]
     if missing:

@@ -7,6 +7,8 @@ in-process, with keyword overrides, for `run_sft(...)` / `run_grpo(...)` / `run_
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -259,7 +261,26 @@ def parse_recipe(
     remaining = parser.set_defaults_with_config(**values)
     if remaining:
         raise ValueError(f"unknown recipe keys: {[k.lstrip('-') for k in remaining[::2]]}")
-    return tuple(parser.parse_args_into_dataclasses(args=argv))
+    return tuple(_listify(obj) for obj in parser.parse_args_into_dataclasses(args=argv))
+
+
+def _listify(obj: Any) -> Any:
+    """A single value given for a list field (`run_grpo(r, reward_funcs="accuracy")`, a recipe's
+    `benchmarks: mvbench`) becomes a one-item list, as `--reward_funcs accuracy` on the command line
+    does; left a string, it would be iterated letter by letter."""
+
+    try:
+        hints = typing.get_type_hints(type(obj))
+    except Exception:  # a field type that cannot be resolved here: leave the object as parsed
+        return obj
+    for f in fields(obj):
+        hint = hints.get(f.name)
+        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        # Only where a string is not itself allowed (`report_to: str | list[str]` takes "none").
+        is_list = any(typing.get_origin(a) is list for a in args) and str not in args
+        if is_list and isinstance(getattr(obj, f.name), str):
+            setattr(obj, f.name, [getattr(obj, f.name)])
+    return obj
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

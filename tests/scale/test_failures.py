@@ -34,23 +34,44 @@ def _dask_workers(pid: int) -> list[psutil.Process]:
     return out
 
 
-def test_a_worker_killed_mid_stage_loses_nothing_and_the_rerun_resumes(slow_sim, threads_run):
+def _start_logged(tmp_path, commands) -> tuple[list[subprocess.Popen], list]:
+    """Concurrent CLI runs writing to files, never to pipes: a pipe that nobody reads while we wait
+    for the other run fills (64 KiB) and blocks its writer, and a run blocked while it holds request
+    claims makes the other run wait for those answers (this hung CI once)."""
+    logs = [(tmp_path / f"run{i}.log").open("w+") for i in range(len(commands))]
+    procs = [start_cli(*cmd, stdout=log, stderr=subprocess.STDOUT) for cmd, log in zip(commands, logs)]
+    return procs, logs
+
+
+def _finish(procs: list[subprocess.Popen], logs: list) -> list[str]:
+    try:
+        for p in procs:
+            p.wait(timeout=400)
+    finally:
+        for p in procs:
+            kill_tree(p)
+    outs = []
+    for log in logs:
+        log.seek(0)
+        outs.append(log.read())
+        log.close()
+    return outs
+
+
+def test_a_worker_killed_mid_stage_loses_nothing_and_the_rerun_resumes(slow_sim, threads_run, tmp_path):
     base, base_stats = threads_run
     url = slow_sim["url"]
     recipe = recipe_file(slow_sim, "killed")
     reset_sim_stats(url)
-    proc = start_cli(
-        recipe, "--executor", "dask", "--workers", "2", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    (proc,), logs = _start_logged(tmp_path, [(recipe, "--executor", "dask", "--workers", "2")])
     try:
         # Mid-LLM-stage: some answers paid for, most not yet.
-        assert wait_until(lambda: sim_stats(url)["requests"] >= 8, timeout=240), proc.communicate()
+        assert wait_until(lambda: sim_stats(url)["requests"] >= 8, timeout=240)
         workers = _dask_workers(proc.pid)
         assert len(workers) == 2, workers
         workers[0].kill()  # SIGKILL: no teardown, no flush, no checkpoint
-        first = proc.wait(400)
     finally:
-        kill_tree(proc)
+        first = _finish([proc], logs)[0][-3000:]
     # Dask retries the lost worker's shard elsewhere, or the run fails loudly: either way the same
     # command finishes it, and every answer paid for before the kill is reused.
     again = run_cli(recipe)
@@ -65,51 +86,33 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_rerun_resumes(slow_sim,
     assert base_stats["requests"] <= stats["requests"] <= base_stats["requests"] + RUN_BOUND
 
 
-def test_two_runs_of_one_run_folder_one_fails_fast_naming_the_holder(slow_sim, threads_run):
+def test_two_runs_of_one_run_folder_one_fails_fast_naming_the_holder(slow_sim, threads_run, tmp_path):
     base, base_stats = threads_run
     url = slow_sim["url"]
     recipe = recipe_file(slow_sim, "twice")
     reset_sim_stats(url)
-    procs = [start_cli(recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    try:
-        outs = [p.communicate(timeout=400) for p in procs]
-    finally:
-        for p in procs:
-            kill_tree(p)
+    procs, logs = _start_logged(tmp_path, [(recipe,), (recipe,)])
+    outs = _finish(procs, logs)
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], outs
     loser = next(o for p, o in zip(procs, outs, strict=True) if p.returncode == 2)
     winner = next(p for p in procs if p.returncode == 0)
-    assert "is in use by another run" in loser[1] and f"pid {winner.pid}" in loser[1], loser
+    assert "is in use by another run" in loser and f"pid {winner.pid}" in loser, loser
     manifest = manifest_of(recipe)
     assert manifest["status"] == "completed" and published_rows(manifest) == published_rows(base)
     stats = sim_stats(url)
     assert stats["requests"] == base_stats["requests"] and stats["resent_after_success"] == 0
 
 
-# In `make test-slow`, not `make test`: one fresh-clone CI run (of two) hung here, run "b" still waiting
-# after 400 s, probably on a claim whose holder was still alive (a live holder's claim turns stale only
-# after every attempt could have timed out, ~7 min with this recipe). Not understood yet; until it is,
-# it must not decide whether everything else lands.
-@pytest.mark.slow
-def test_two_runs_sharing_a_cache_at_once_pay_for_each_answer_once(slow_sim, threads_run):
+def test_two_runs_sharing_a_cache_at_once_pay_for_each_answer_once(slow_sim, threads_run, tmp_path):
     """Different run folders, one runs dir (so one response cache): the requests both need are
     claimed by one, and the other waits for its answer."""
     base, base_stats = threads_run
     url = slow_sim["url"]
     recipe = recipe_file(slow_sim, "shared")
     reset_sim_stats(url)
-    procs = [
-        start_cli(
-            recipe, "--run", name, "--until", "revise", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        for name in ("a", "b")
-    ]
-    try:
-        outs = [p.communicate(timeout=400)[0] for p in procs]
-    finally:
-        for p in procs:
-            kill_tree(p)
+    procs, logs = _start_logged(tmp_path, [(recipe, "--run", name, "--until", "revise") for name in "ab"])
+    outs = _finish(procs, logs)
     assert [p.returncode for p in procs] == [0, 0], outs
     stats = sim_stats(url)
     assert stats["requests"] == base_stats["requests"] and stats["resent_after_success"] == 0, stats

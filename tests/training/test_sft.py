@@ -217,6 +217,26 @@ def test_recipes_parse(stage, recipe, repo_root, tmp_path):
     assert model.model_name_or_path
 
 
+def test_one_value_for_a_list_field_is_a_one_item_list(repo_root, tmp_path):
+    """`run_grpo(recipe, reward_funcs="accuracy")` (or a flow's override) trains with the accuracy
+    reward, not with rewards named "a", "c", "c", ...; `report_to`, which takes a string, stays one."""
+    from trl import ModelConfig
+
+    from training.configs import GRPOScriptArguments, VideoGRPOConfig, parse_recipe
+
+    script, cfg, model = parse_recipe(
+        (GRPOScriptArguments, VideoGRPOConfig, ModelConfig),
+        repo_root / "recipes/tiny/grpo.yaml",
+        output_dir=str(tmp_path),
+        reward_funcs="accuracy",
+        reward_weights=None,
+        lora_target_modules="q_proj",
+        report_to="none",
+    )
+    assert script.reward_funcs == ["accuracy"] and model.lora_target_modules == ["q_proj"]
+    assert cfg.report_to in ("none", [], ["none"])
+
+
 def test_accelerate_command(repo_root):
     from training.launch import accelerate_command, override_args
 
