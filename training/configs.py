@@ -275,7 +275,9 @@ def _listify(obj: Any) -> Any:
         return obj
     for f in fields(obj):
         hint = hints.get(f.name)
-        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        args = (
+            typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        )
         # Only where a string is not itself allowed (`report_to: str | list[str]` takes "none").
         is_list = any(typing.get_origin(a) is list for a in args) and str not in args
         if is_list and isinstance(getattr(obj, f.name), str):

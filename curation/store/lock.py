@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from curation.user_errors import UserError
 
 LOCK_FILE = ".lock"
@@ -56,16 +58,17 @@ def _alive(holder: dict[str, Any]) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """A process with this pid exists on this host (signal 0 checks without sending anything)."""
+    """A process with this pid runs on this host. An exited process its parent has not reaped yet
+    (a zombie: a run started by a script that waits on another run first) holds nothing: signal 0
+    still reaches it, so its state is asked too."""
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # exists, owned by another user
+    except psutil.AccessDenied:  # exists, owned by another user
         return True
-    return True
 
 
 def acquire(run_dir: Path, *, wait: bool = False, poll_s: float = 1.0, command: str | None = None) -> None:

@@ -85,6 +85,30 @@ def test_a_claim_is_exclusive_until_released_and_a_dead_holder_is_stale(tmp_path
     assert a.claim_is_stale("k", stale_after_s=3600)
 
 
+def test_a_claim_of_an_exited_holder_not_yet_reaped_is_stale(tmp_path):
+    """A run that exited while its parent (a script, a test) still waits on another run stays a
+    zombie: its leftover claims must not make the other run wait for an answer nobody will pay for."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (tmp_path / "c" / "claims").mkdir(parents=True)
+        (tmp_path / "c" / "claims" / "k").write_text(
+            json.dumps({"host": socket.gethostname(), "pid": child.pid, "time": time.time()})
+        )
+        assert ResponseCache(tmp_path / "c").claim_is_stale("k", stale_after_s=3600)
+    finally:
+        child.wait()
+
+
 def test_a_waiter_gets_the_answer_its_claim_holder_paid_for(tmp_path):
     holder, waiter = ResponseCache(tmp_path / "c"), ResponseCache(tmp_path / "c")
     assert holder.claim("k")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -35,18 +37,28 @@ def _dask_workers(pid: int) -> list[psutil.Process]:
 
 
 def _start_logged(tmp_path, commands) -> tuple[list[subprocess.Popen], list]:
-    """Concurrent CLI runs writing to files, never to pipes: a pipe that nobody reads while we wait
-    for the other run fills (64 KiB) and blocks its writer, and a run blocked while it holds request
-    claims makes the other run wait for those answers (this hung CI once)."""
+    """Concurrent CLI runs writing to files, never to pipes: a pipe nobody reads while we wait for
+    the other run fills (64 KiB) and blocks its writer, possibly while it holds request claims."""
     logs = [(tmp_path / f"run{i}.log").open("w+") for i in range(len(commands))]
-    procs = [start_cli(*cmd, stdout=log, stderr=subprocess.STDOUT) for cmd, log in zip(commands, logs)]
+    procs = [
+        start_cli(*cmd, stdout=log, stderr=subprocess.STDOUT) for cmd, log in zip(commands, logs, strict=True)
+    ]
     return procs, logs
 
 
-def _finish(procs: list[subprocess.Popen], logs: list) -> list[str]:
+def _finish(procs: list[subprocess.Popen], logs: list, claims: Path | None = None) -> list[str]:
+    """Wait for every run (400 s in all); on a timeout, fail with what each run printed and the
+    request claims still held (who holds them, alive or not), so a hang can be told apart."""
+    deadline = time.monotonic() + 400
     try:
-        for p in procs:
-            p.wait(timeout=400)
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        hung = [p.pid for p in procs if p.poll() is None]
+        held = (
+            {f.name[:12]: f.read_text() for f in sorted(claims.iterdir())}
+            if claims and claims.is_dir()
+            else {}
+        )
     finally:
         for p in procs:
             kill_tree(p)
@@ -55,6 +67,7 @@ def _finish(procs: list[subprocess.Popen], logs: list) -> list[str]:
         log.seek(0)
         outs.append(log.read())
         log.close()
+    assert not hung, {"still running": hung, "claims held": held, "output": [o[-4000:] for o in outs]}
     return outs
 
 
@@ -112,7 +125,7 @@ def test_two_runs_sharing_a_cache_at_once_pay_for_each_answer_once(slow_sim, thr
     recipe = recipe_file(slow_sim, "shared")
     reset_sim_stats(url)
     procs, logs = _start_logged(tmp_path, [(recipe, "--run", name, "--until", "revise") for name in "ab"])
-    outs = _finish(procs, logs)
+    outs = _finish(procs, logs, claims=slow_sim["root"] / "shared" / "llm_cache" / "claims")
     assert [p.returncode for p in procs] == [0, 0], outs
     stats = sim_stats(url)
     assert stats["requests"] == base_stats["requests"] and stats["resent_after_success"] == 0, stats
