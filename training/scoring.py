@@ -123,9 +123,19 @@ def score_ocr(pred: str, gt: str) -> float:
 @lru_cache(maxsize=1)
 def _rouge_scorer():
     # Imported lazily: rouge_score pulls nltk, which costs ~0.5 s and only free-form needs it.
+    import logging
+
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    # Its constructor logs "Using default tokenizer." at INFO through absl, once per process: a
+    # line in every run's output that says nothing to the user.
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.WARNING)
+    try:
+        return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    finally:
+        absl_log.setLevel(level)
 
 
 def score_free_form(pred: str, gt: str) -> float:
