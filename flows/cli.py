@@ -136,8 +136,9 @@ def _print_summary(manifest: dict[str, Any]) -> None:
     for col in ("stage", "in", "ok", "rejected", "failed", "reused", "llm req", "cache hits", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     for stage, d in manifest.get("stages", {}).items():
+        partial = f" ({d['shards']} of {d['shards_total']} shards)" if d.get("partial") else ""
         table.add_row(
-            stage,
+            stage + partial,
             *(
                 str(d.get(k, ""))
                 for k in (

@@ -305,6 +305,10 @@ def _curate_locked(
         clear_records(ctx.run_dir)
         quiet_abandoned_shards()
         restore_signals = install_stop_handlers()
+        # Filled shard by shard, also when a shard fails; recorded as partial stage counts if the
+        # grid does not finish (a finished grid's stages are finalized, with provenance, below).
+        per_stage: dict[str, list[Any]] = {}
+        grid_finished = False
         try:
             store.manifest.update(
                 **run_config_header(ctx),
@@ -334,14 +338,12 @@ def _curate_locked(
                 lambda line: logger.info("progress %s", line),
                 rec.run.progress_interval_s,
             ):
-                per_stage = _run_shard_grid(
-                    recipe_json, run_dir, options, n, row_stages, rec.run.max_parallel_shards
+                _run_shard_grid(
+                    recipe_json, run_dir, options, n, row_stages, rec.run.max_parallel_shards, per_stage
                 )
-            workers: set[int] = set()
+            grid_finished = True
+            workers = _pop_worker_pids(per_stage)
             for stage in row_stages:
-                for st in per_stage[stage]:
-                    workers.add(int(st.llm.pop("worker_pid", 0)))
-                    st.llm.pop("contexts_built", None)
                 results[stage] = finalize_stage(ctx, stage, per_stage[stage])
                 _post_stage_artifacts(rec.run.name, results[stage])
                 logger.info("%s: %s", stage, _line(results[stage]))
@@ -359,6 +361,8 @@ def _curate_locked(
             return store.manifest.data
         except BaseException as err:
             signum = interrupt_signal(err) or (requested_signal() if ctx.stop.is_set() else None)
+            if not grid_finished:
+                _record_partial_stages(ctx, per_stage, logger)
             if signum is not None:
                 return _interrupted(ctx, signum, t_flow, logger, err)
             store.manifest.update(
@@ -438,20 +442,67 @@ def _report(ctx: CurationContext, logger: Any) -> None:
         logger.info("report: %s", report)
 
 
+def _pop_worker_pids(per_stage: dict[str, list[Any]]) -> set[int]:
+    """The worker processes that ran shard tasks, taken out of the shards' LLM counters."""
+    workers: set[int] = set()
+    for stats in per_stage.values():
+        for st in stats:
+            if st is not None:
+                workers.add(int(st.llm.pop("worker_pid", 0)))
+                st.llm.pop("contexts_built", None)
+    return workers
+
+
+def _record_partial_stages(ctx: CurationContext, per_stage: dict[str, list[Any]], logger: Any) -> None:
+    """A run that stops mid-grid (an endpoint down, a stop, a shard error) still records what its
+    finished shards did: the manifest's stage entry says `partial`, with shards done of shards in
+    all, so a user sees what a night's run got through before it failed. The rows themselves are
+    in the run store either way; a rerun takes them up."""
+    if not any(st is not None for stats in per_stage.values() for st in stats):
+        return
+    try:
+        _pop_worker_pids(per_stage)
+        for stage, stats in per_stage.items():
+            done = [st for st in stats if st is not None]
+            if not done:
+                continue
+            total = StageStats(stage)
+            for st in done:
+                total.merge(st)
+            total.seconds = (total.ended - total.started) if total.started else 0.0
+            ctx.store.manifest.set_stage(
+                total,
+                version=STAGE_VERSIONS.get(stage, "1"),
+                partial=len(done) < len(stats),
+                shards_total=len(stats),
+            )
+            logger.info("%s (%d of %d shards finished): %s", stage, len(done), len(stats), _line(total))
+    except Exception as err:  # noqa: BLE001 - never hide the run's own error behind its bookkeeping
+        logger.warning("could not record the finished shards' counts: %s", err)
+
+
 def _run_shard_grid(
-    recipe: dict[str, Any], run_dir: str, options: dict[str, Any], n: int, row_stages: list[str], slots: int
-) -> dict[str, list[StageStats]]:
+    recipe: dict[str, Any],
+    run_dir: str,
+    options: dict[str, Any],
+    n: int,
+    row_stages: list[str],
+    slots: int,
+    per_stage: dict[str, list[Any]],
+) -> None:
     """Run the (stage × shard) grid pipelined: a shard's next stage is submitted when its previous
     one finished, never earlier, and without `wait_for` (a task waiting on an unfinished future
     holds a thread of the pool, or, on Ray, blocks a worker in `ray.get()`). At most `slots` tasks
     are in flight at once, and started shards advance before new ones start.
 
     Completion is observed through Prefect futures' done callbacks, so every task runner works
-    (threads, Dask, Ray): no executor-specific future is touched.
+    (threads, Dask, Ray): no executor-specific future is touched. Each finished shard's stats go
+    into `per_stage[stage][shard]` as it finishes (None for shards not finished), so a caller whose
+    grid raised still has the finished shards' counts.
     """
-    per_stage: dict[str, list[Any]] = {s: [None] * n for s in row_stages}
+    per_stage.update({s: [None] * n for s in row_stages})
     if not row_stages:
-        return per_stage
+        return
     # LLM shard tasks carry one tag per endpoint (`llm:<host>:<port>`), so a tag concurrency limit
     # on the Prefect server protects each endpoint across all runs (docs/OPERATIONS.md).
     from flows.deploy import endpoint_tags
@@ -490,7 +541,6 @@ def _run_shard_grid(
             ready.append((shard, k + 1))
     if error is not None:
         raise error
-    return per_stage
 
 
 def _line(st: StageStats) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -160,6 +161,17 @@ def test_an_endpoint_dropping_connections_mid_run_leaves_rows_pending(synth40, t
         assert failed <= 2
         answered_captions = sim_stats(vlm)["ok"]
         assert sim_stats(reasoner)["dropped"] > 0
+        # What the failed run got through is in its manifest and its last lines: the shards that
+        # finished, each stage's counts (a draft shard the breaker stopped did not finish).
+        m = _manifest(tmp_path)
+        assert m["status"] == "failed" and m["stages"]["extract"]["in"] == N
+        caption = m["stages"]["caption"]
+        assert caption["llm_requests"] > 0 and caption["accounted"] and caption["shards_total"] >= 1
+        draft = m["stages"].get("draft")
+        assert draft is None or draft["partial"] is True
+        assert any(re.match(r"│ caption( \(\d+ of \d+ shards\))? +│ +\d+ ", ln) for ln in out.splitlines()), (
+            out
+        )
 
         configure_sim(reasoner, drop_all=False)
         rc, _, out = _curate(recipe, synth40, tmp_path)
