@@ -110,20 +110,56 @@ def prefect_owns_termination() -> bool:
         return False
 
 
+# Run in the temporary server's process before it becomes uvicorn: on Linux, ask the kernel for
+# SIGTERM when our process dies (kept across exec), and leave at once if it already has.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(0)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+class _ServerDiesWithUs:
+    """`subprocess` as Prefect's server module sees it, except that the temporary server it spawns
+    ends when this process ends, however it ends. Prefect stops that server from an atexit hook;
+    a process killed (SIGKILL, the OOM killer) or aborted (SIGABRT from native code) runs no hook,
+    and the server stayed up for good, holding its port, ~250 MB and our stdout (a caller
+    reading our output until EOF then waited forever)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import subprocess
+
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(args: list[str], **kwargs: Any) -> Any:  # noqa: N802 - subprocess's own name
+        import subprocess
+
+        return subprocess.Popen([sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *args], **kwargs)
+
+
 def shield_local_server() -> None:
     """Start Prefect's temporary API server now (when no PREFECT_API_URL is set), with SIGINT
-    blocked while it is spawned, so that a terminal's Ctrl-C does not take it down with us."""
+    blocked while it is spawned, so that a terminal's Ctrl-C does not take it down with us, and
+    (on Linux) tied to this process's life, so that a crash does not leave it behind."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value() or threading.current_thread() is not threading.main_thread():
         return
     try:
+        from prefect.server.api import server as server_module
         from prefect.server.api.server import SubprocessASGIServer
     except ImportError:  # pragma: no cover - prefect[server] is a dependency
         return
     server = SubprocessASGIServer()  # the instance Prefect's local mode uses
     if server.running:
         return
+    if sys.platform.startswith("linux"):
+        # The death signal goes to the child when the *thread* that forked it ends: this is the
+        # main thread (checked above), which lives as long as the process.
+        server_module.subprocess = _ServerDiesWithUs()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         server.start()
