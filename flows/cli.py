@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -480,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         return sim_main(sim_argv) or 0
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    # A crash in native code (a decoder, a tokenizer) otherwise ends the process with only the
+    # shell's "Aborted": print every thread's Python stack to stderr first, so it can be reported.
+    faulthandler.enable()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     # Quiet by default: one line per stage from the flow, not one per task run.
