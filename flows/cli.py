@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import json
 import logging
@@ -483,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     # A crash in native code (a decoder, a tokenizer) otherwise ends the process with only the
     # shell's "Aborted": print every thread's Python stack to stderr first, so it can be reported.
-    faulthandler.enable()
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a file (captured)
+        faulthandler.enable()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     # Quiet by default: one line per stage from the flow, not one per task run.
