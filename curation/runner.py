@@ -515,13 +515,20 @@ def iter_samples(store: RunStore) -> Iterator[Sample]:
             yield Sample.from_row(row)
 
 
-def finalize_stage(ctx: CurationContext, stage: str, shard_stats: list[StageStats]) -> StageStats:
-    """Merge shard counts into the manifest; drop shard files the source no longer has."""
+def merge_shard_stats(stage: str, shard_stats: list[StageStats | None]) -> StageStats:
+    """One stage's counts over its finished shards (None: a shard that did not finish)."""
     total = StageStats(stage)
     for s in shard_stats:
-        total.merge(s)
+        if s is not None:
+            total.merge(s)
     # Wall time of the stage: shards of different stages overlap, so this is first start → last end.
     total.seconds = (total.ended - total.started) if total.started else 0.0
+    return total
+
+
+def finalize_stage(ctx: CurationContext, stage: str, shard_stats: list[StageStats]) -> StageStats:
+    """Merge shard counts into the manifest; drop shard files the source no longer has."""
+    total = merge_shard_stats(stage, shard_stats)
     ctx.store.drop_shards_from(stage, shard_count(ctx.store))
     extra: dict[str, Any] = {"version": STAGE_VERSIONS.get(stage, "1")}
     if stage == "filter":

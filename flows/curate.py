@@ -38,6 +38,7 @@ from curation.runner import (
     STAGE_VERSIONS,
     CurationContext,
     finalize_stage,
+    merge_shard_stats,
     run_config_header,
     run_sources,
     run_stage_shard,
@@ -458,18 +459,13 @@ def _record_partial_stages(ctx: CurationContext, per_stage: dict[str, list[Any]]
     finished shards did: the manifest's stage entry says `partial`, with shards done of shards in
     all, so a user sees what a night's run got through before it failed. The rows themselves are
     in the run store either way; a rerun takes them up."""
-    if not any(st is not None for stats in per_stage.values() for st in stats):
-        return
     try:
         _pop_worker_pids(per_stage)
         for stage, stats in per_stage.items():
             done = [st for st in stats if st is not None]
             if not done:
                 continue
-            total = StageStats(stage)
-            for st in done:
-                total.merge(st)
-            total.seconds = (total.ended - total.started) if total.started else 0.0
+            total = merge_shard_stats(stage, done)
             ctx.store.manifest.set_stage(
                 total,
                 version=STAGE_VERSIONS.get(stage, "1"),
